@@ -1,0 +1,74 @@
+"""The data that crosses the boundary between `dialogs/` and the shells.
+
+Everything here is plain, immutable and JSON-friendly: a shell can store it,
+a test can compare it, and `messages` can render it without knowing the engine.
+
+Slots (the facts of a case) are a dict with these keys, all optional:
+
+    jurisdiction    "CN" | "EU" | "UK" | "US" | "OTHER"
+    purchase_type   "software" | "subscription" | "course" | "game" | "goods"
+                    | "service" | "platform_funds" | "other"
+    merchant        str, the seller or platform name as the user wrote it
+    payment_method  "credit_card" | "debit_card" | "paypal" | "alipay" | "wechat_pay"
+                    | "app_store" | "bank_transfer" | "crypto" | "cash_other"
+    amount          {"value": "1299.00", "currency": "CNY" | "USD" | "EUR" | "GBP" | ... | None}
+    purchase_date   "YYYY-MM-DD" (purchase or delivery)
+    problem         "defect" | "mismatch" | "non_delivery" | "unauthorized"
+                    | "changed_mind" | "withdrawal_blocked" | "refund_delayed" | "other"
+    problem_date    "YYYY-MM-DD"
+    contacted       True | False
+    contact_date    "YYYY-MM-DD"
+    seller_answer   "none" | "refused" | "maintenance" | "promised" | "asked_fees"
+    story           str, the user's own account (every free text they typed, joined)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+JURISDICTIONS = ("CN", "EU", "UK", "US", "OTHER")
+PURCHASE_TYPES = ("software", "subscription", "course", "game", "goods", "service", "platform_funds", "other")
+PAYMENT_METHODS = (
+    "credit_card", "debit_card", "paypal", "alipay", "wechat_pay",
+    "app_store", "bank_transfer", "crypto", "cash_other",
+)
+PROBLEMS = (
+    "defect", "mismatch", "non_delivery", "unauthorized",
+    "changed_mind", "withdrawal_blocked", "refund_delayed", "other",
+)
+SELLER_ANSWERS = ("none", "refused", "maintenance", "promised", "asked_fees")
+CATEGORIES = (
+    "withdrawal_scam", "maintenance_stalling", "defect", "mismatch", "non_delivery",
+    "unauthorized_or_subscription", "changed_mind", "other",
+)
+LOCALES = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class Button:
+    """One option of a question: a stable id (callback data) and the catalog key of its label."""
+    id: str
+    label: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to show: a catalog/template key, its context, and its buttons."""
+    key: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Something the shell must do after saving the state: `kind` names it, `data` says what."""
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """An entry for the case timeline (every answer, the advice, ...)."""
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)

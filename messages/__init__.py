@@ -1,0 +1,146 @@
+"""User-facing text: jinja2 templates in zh and en, rendered for Telegram's HTML parse mode.
+
+Two kinds of template live under `messages/<locale>/`:
+- `*.yaml` catalogs: short templates by key (questions, button labels, advice steps);
+- `*.j2` files: longer messages, keyed by their file name without `.j2`.
+
+Every value put into a template is escaped (autoescape), so a user's `<b>` or `&`
+reaches Telegram as text. `plain()` turns the HTML into terminal text.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+import yaml
+
+from dialogs.model import LOCALES, Reply
+
+_ROOT = Path(__file__).parent
+DEFAULT_LOCALE = "en"
+
+
+class MissingMessage(KeyError):
+    """A key that has no template in a locale: a bug, caught by the catalog tests."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str                                  # Telegram HTML
+    buttons: tuple[tuple[str, str], ...] = ()  # (option id, label as plain text)
+
+
+def _load_catalog(locale: str) -> dict[str, str]:
+    catalog: dict[str, str] = {}
+    for path in sorted((_ROOT / locale).glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for key, value in data.items():
+            if key in catalog:
+                raise ValueError(f"message key {key!r} defined twice in {locale} (again in {path.name})")
+            catalog[key] = str(value).rstrip("\n")
+    for path in sorted((_ROOT / locale).glob("*.j2")):
+        key = path.name[: -len(".j2")]
+        if key in catalog:
+            raise ValueError(f"message key {key!r} defined twice in {locale} ({path.name})")
+        catalog[key] = path.read_text(encoding="utf-8").rstrip("\n")
+    return catalog
+
+
+def _format_date(value: Any, locale: str) -> str:
+    if value in (None, ""):
+        return ""
+    d = value if isinstance(value, date) else date.fromisoformat(str(value))
+    if locale == "zh":
+        return f"{d.year}年{d.month}月{d.day}日"
+    return f"{d.day} {d.strftime('%b')} {d.year}"
+
+
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$"}
+
+
+def _format_money(amount: Any, locale: str) -> str:
+    if not amount:
+        return ""
+    try:
+        value = Decimal(str(amount.get("value")))
+    except (InvalidOperation, AttributeError):
+        return str(amount)
+    currency = amount.get("currency")
+    number = f"{value:,.2f}"
+    if currency in _SYMBOLS:
+        return f"{_SYMBOLS[currency]}{number}"
+    return f"{number} {currency}" if currency else number
+
+
+class _Catalog:
+    def __init__(self, locale: str):
+        self.locale = locale
+        self.sources = _load_catalog(locale)
+        self.env = jinja2.Environment(
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            loader=jinja2.FunctionLoader(self._source),
+        )
+        self.env.filters["date"] = lambda v: _format_date(v, locale)
+        self.env.filters["money"] = lambda v: _format_money(v, locale)
+        self.env.globals["t"] = self._nested
+        self.env.globals["locale"] = locale
+
+    def _source(self, key: str) -> str | None:
+        return self.sources.get(key)
+
+    def _nested(self, key: str, **context: Any) -> jinja2.utils.Markup:
+        # Templates refer to other catalog entries (labels, step texts) by key.
+        return jinja2.utils.Markup(self.render(key, context))
+
+    def render(self, key: str, context: Mapping[str, Any]) -> str:
+        if key not in self.sources:
+            raise MissingMessage(f"{self.locale}:{key}")
+        return self.env.get_template(key).render(**context).strip()
+
+
+@lru_cache(maxsize=None)
+def catalog(locale: str) -> _Catalog:
+    if locale not in LOCALES:
+        locale = DEFAULT_LOCALE
+    return _Catalog(locale)
+
+
+def keys(locale: str) -> set[str]:
+    return set(catalog(locale).sources)
+
+
+def render(locale: str, key: str, **context: Any) -> str:
+    """Render one catalog key as Telegram HTML."""
+    return catalog(locale).render(key, context)
+
+
+def render_reply(locale: str, reply: Reply) -> Rendered:
+    text = render(locale, reply.key, **reply.context)
+    buttons = tuple((b.id, plain(render(locale, b.label, **b.context))) for b in reply.buttons)
+    return Rendered(text=text, buttons=buttons)
+
+
+_TAG = re.compile(r"</?(?:b|strong|i|em|u|ins|s|strike|del|code|pre|a|blockquote|tg-spoiler|span)(?:\s[^>]*)?>")
+
+
+def plain(html_text: str) -> str:
+    """Terminal text from Telegram HTML: tags dropped, entities decoded."""
+    return html.unescape(_TAG.sub("", html_text))
+
+
+def locale_from(language_code: str | None) -> str:
+    """A Telegram language_code (zh-hans, en-US, ...) to one of our locales."""
+    if language_code and language_code.lower().startswith("zh"):
+        return "zh"
+    return DEFAULT_LOCALE
