@@ -1,0 +1,182 @@
+"""One turn of the conversation, shared by every shell (terminal, Telegram).
+
+load case + dialog state -> dialogs.engine.step(state, event, now) -> save state + timeline
+-> replies (data) for the shell to render. The save is committed before any reply leaves.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from bot.storage import Case, Storage
+from dialogs import engine
+from dialogs.engine import Command, DialogState, Event, Press, Text
+from dialogs.graph import load as load_graph
+from dialogs.model import LOCALES, Button, Reply, TimelineEvent
+from messages import locale_from
+
+JURISDICTION_ZONE = {"CN": "Asia/Shanghai", "UK": "Europe/London", "EU": "Europe/Brussels", "US": "America/New_York"}
+RESUME, NEW = engine.RESUME, engine.NEW
+
+
+@dataclass
+class Outcome:
+    locale: str
+    replies: list[Reply] = field(default_factory=list)
+    case_id: int | None = None
+    documents: list[tuple[str, bytes]] = field(default_factory=list)
+    duplicate: bool = False        # the update was already acted on: send nothing
+
+
+def _event_record(event: Event) -> TimelineEvent:
+    if isinstance(event, Text):
+        return TimelineEvent("said", {"text": event.text})
+    if isinstance(event, Press):
+        return TimelineEvent("pressed", {"option": event.option})
+    return TimelineEvent("command", {"name": event.name})
+
+
+class Conversation:
+    def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None,
+                 default_zone: tzinfo = timezone.utc):
+        self.storage = storage
+        self.graph = load_graph()
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.default_zone = default_zone
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must give time-zone aware datetimes")
+        return now
+
+    def _zone(self, user_zone: str | None, case: Case | None) -> tzinfo:
+        name = user_zone or (JURISDICTION_ZONE.get(case.slots.get("jurisdiction", "")) if case else None)
+        try:
+            return ZoneInfo(name) if name else self.default_zone
+        except (KeyError, ValueError):
+            return self.default_zone
+
+    async def locale(self, user_id: int, language_code: str | None = None) -> str:
+        user = await self.storage.ensure_user(user_id, self._now(), language=None)
+        if user.language in LOCALES:
+            return user.language
+        return locale_from(language_code)
+
+    async def _new_case(self, user_id: int) -> Case:
+        return await self.storage.create_case(user_id, engine.start(self.graph).to_dict(), self._now())
+
+    # ---- turns --------------------------------------------------------------------------
+
+    async def handle(self, user_id: int, event: Event, *, language_code: str | None = None,
+                     update_id: int | None = None) -> Outcome:
+        """Feed one event to the user's active case (made if there is none)."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            if update_id is not None and await self.storage.seen_update(update_id):
+                return Outcome(locale, duplicate=True)
+            case = await self._new_case(user_id)
+            if isinstance(event, (Press, Command)) or (isinstance(event, Text) and not event.text.strip()):
+                # Nothing to answer yet: open the first question.
+                return Outcome(locale, [engine.ask(self.graph, DialogState.from_dict(case.dialog))], case.id)
+        return await self._step(user_id, case, event, locale, update_id)
+
+    async def _step(self, user_id: int, case: Case, event: Event, locale: str, update_id: int | None) -> Outcome:
+        user = await self.storage.get_user(user_id)
+        now = self._now().astimezone(self._zone(user.time_zone if user else None, case))
+        state = DialogState.from_dict(case.dialog)
+        result = engine.step(state, event, now, self.graph)
+        status = category = confidence = None
+        for effect in result.effects:
+            if effect.kind == "advised":
+                status, category, confidence = "advised", effect.data["category"], effect.data["confidence"]
+        saved = await self.storage.save_turn(
+            user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
+            status=status, category=category, confidence=confidence, update_id=update_id)
+        if not saved:
+            return Outcome(locale, duplicate=True)
+        outcome = Outcome(locale, list(result.replies), case.id)
+        for effect in result.effects:
+            if effect.kind == "new_case":
+                fresh = await self._new_case(user_id)
+                outcome.case_id = fresh.id
+                outcome.replies.append(Reply("case_opened", {"case_id": fresh.id}))
+                outcome.replies.append(engine.ask(self.graph, DialogState.from_dict(fresh.dialog)))
+        return outcome
+
+    # ---- commands -----------------------------------------------------------------------
+
+    async def start(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        """Welcome; then the open question of the active case, or a first case."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            case = await self._new_case(user_id)
+            return Outcome(locale, [Reply("welcome", {}), engine.ask(self.graph, DialogState.from_dict(case.dialog))],
+                           case.id)
+        state = DialogState.from_dict(case.dialog)
+        if case.status == "intake":
+            return Outcome(locale, [Reply("resume_offer", {"case_id": case.id, "facts": engine.facts(self.graph, state.slots)},
+                                          (Button(RESUME, "btn.resume"), Button(NEW, "btn.new")))], case.id)
+        return Outcome(locale, [Reply("welcome_back", {"case_id": case.id, "category": case.category or "other"},
+                                      (Button(NEW, "btn.new"),))], case.id)
+
+    async def new_case(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        locale = await self.locale(user_id, language_code)
+        case = await self._new_case(user_id)
+        return Outcome(locale, [Reply("case_opened", {"case_id": case.id}),
+                                engine.ask(self.graph, DialogState.from_dict(case.dialog))], case.id)
+
+    async def status(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            return Outcome(locale, [Reply("no_case", {})])
+        state = DialogState.from_dict(case.dialog)
+        timeline = await self.storage.timeline(user_id, case.id)
+        context: dict[str, Any] = {
+            "case_id": case.id, "status": case.status, "facts": engine.facts(self.graph, state.slots),
+            "timeline": [{"at": e.at, "kind": e.kind} for e in timeline[-15:]],
+        }
+        replies = [Reply("status", context)]
+        if case.status != "intake":
+            from dialogs.verdict import verdict
+            user = await self.storage.get_user(user_id)
+            today = self._now().astimezone(self._zone(user.time_zone if user else None, case)).date()
+            replies.append(Reply("advice_result", verdict(engine.active_slots(self.graph, state.slots), today)))
+        else:
+            replies.append(engine.ask(self.graph, state))
+        return Outcome(locale, replies, case.id)
+
+    async def set_language(self, user_id: int, language: str) -> Outcome:
+        language = language.strip().lower()[:2]
+        if language not in LOCALES:
+            locale = await self.locale(user_id)
+            return Outcome(locale, [Reply("language_choose", {}, (Button("lang:en", "btn.lang_en"),
+                                                                   Button("lang:zh", "btn.lang_zh")))])
+        await self.storage.set_user(user_id, self._now(), language=language)
+        return Outcome(language, [Reply("language_set", {})])
+
+    async def export(self, user_id: int, *, language_code: str | None = None) -> dict[str, Any]:
+        """Every case of the user with its timeline and evidence, as plain data."""
+        cases = []
+        for case in await self.storage.list_cases(user_id):
+            cases.append({
+                "id": case.id, "status": case.status, "category": case.category, "confidence": case.confidence,
+                "created_at": case.created_at, "updated_at": case.updated_at, "facts": dict(case.slots),
+                "timeline": [{"at": e.at, "kind": e.kind, "data": e.data}
+                             for e in await self.storage.timeline(user_id, case.id)],
+                "evidence": [{"kind": v.kind, "file_id": v.file_id, "text": v.text, "at": v.at}
+                             for v in await self.storage.evidence(user_id, case.id)],
+            })
+        return {"user_id": user_id, "exported_at": self._now().isoformat(timespec="seconds"), "cases": cases}
+
+    @staticmethod
+    def export_json(data: dict[str, Any]) -> bytes:
+        return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")

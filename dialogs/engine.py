@@ -1,0 +1,434 @@
+"""The intake engine: `step(state, event, now)` reads one event and says what happens.
+
+Pure: no I/O, no clock (`now` comes in, already in the user's time zone). The shell
+saves `Step.state`, appends `Step.events` to the case timeline, renders `Step.replies`
+and applies `Step.effects`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from dialogs import extract
+from dialogs.amounts import parse_amount
+from dialogs.answers import clean, match_choice, match_words, match_yesno
+from dialogs.dates import parse_date
+from dialogs.graph import Graph, Node, load
+from dialogs.model import Button, Effect, Reply, TimelineEvent
+from dialogs.verdict import verdict
+
+CURRENCY_OF = {"CN": "CNY", "UK": "GBP", "EU": "EUR", "US": "USD"}
+MERCHANT_MAX = 120          # a longer answer to "who sold it" is a story, not a name
+STORY_WORTHY = 12           # an unmatched answer this long is kept as part of the story
+BACK, SKIP, RESUME, NEW, CONFIRM, EDIT, CANCEL_EDIT = "_back", "_skip", "_resume", "_new", "_yes", "_edit", "_cancel"
+
+
+# ---- events -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Text:
+    """Something the user typed."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button pressed: the option id the button carried."""
+    option: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """`ask` (show the open question again), `back`, `skip`, `cancel`, `resume`."""
+    name: str
+
+
+Event = Text | Press | Command
+
+
+# ---- state --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DialogState:
+    node: str
+    slots: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    pending: Mapping[str, Any] | None = None   # a sub-question: ambiguous date, edit menu
+    paused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "slots": dict(self.slots), "history": list(self.history),
+                "skipped": list(self.skipped), "pending": dict(self.pending) if self.pending else None,
+                "paused": self.paused}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DialogState":
+        return cls(node=data["node"], slots=dict(data.get("slots") or {}),
+                   history=tuple(data.get("history") or ()), skipped=tuple(data.get("skipped") or ()),
+                   pending=data.get("pending"), paused=bool(data.get("paused")))
+
+
+@dataclass(frozen=True)
+class Step:
+    state: DialogState
+    replies: tuple[Reply, ...] = ()
+    events: tuple[TimelineEvent, ...] = ()
+    effects: tuple[Effect, ...] = ()
+
+
+def start(graph: Graph | None = None) -> DialogState:
+    return DialogState(node=(graph or load()).start)
+
+
+# ---- what the graph says about the answers so far -----------------------------------------
+
+def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
+    """The question nodes on the path the answers take (answers off the path do not count)."""
+    path, node_id, seen = [], graph.start, set()
+    while node_id and node_id not in seen:
+        seen.add(node_id)
+        node = graph[node_id]
+        if node.slot:
+            path.append(node)
+        node_id = node.next_node(slots)
+    return path
+
+
+def active_slots(graph: Graph, slots: Mapping[str, Any]) -> dict[str, Any]:
+    return {n.slot: slots[n.slot] for n in active_nodes(graph, slots) if n.slot in slots}
+
+
+def facts(graph: Graph, slots: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The answers as a list the templates can show: slot, answer type and value."""
+    return [{"slot": n.slot, "type": n.type, "value": slots[n.slot]}
+            for n in active_nodes(graph, slots) if n.slot in slots and n.slot != "story"]
+
+
+def _answered(state: DialogState, node: Node) -> bool:
+    return node.slot in state.slots or node.slot in state.skipped
+
+
+def _advance(graph: Graph, state: DialogState, from_node: Node) -> DialogState:
+    """Move past `from_node` and every question already answered (by a story, or before an edit)."""
+    node_id = from_node.next_node(state.slots)
+    while node_id and graph[node_id].slot and _answered(state, graph[node_id]):
+        node_id = graph[node_id].next_node(state.slots)
+    return replace(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
+
+
+# ---- replies ------------------------------------------------------------------------------
+
+def _controls(graph: Graph, state: DialogState, node: Node) -> tuple[Button, ...]:
+    buttons = []
+    if node.optional:
+        buttons.append(Button(SKIP, "btn.skip"))
+    if state.history:
+        buttons.append(Button(BACK, "btn.back"))
+    return tuple(buttons)
+
+
+def ask(graph: Graph, state: DialogState) -> Reply:
+    """The open question, with its buttons."""
+    node = graph[state.node]
+    if state.pending and state.pending.get("kind") == "date_choice":
+        buttons = tuple(Button(f"d{i}", "btn.date", {"date": d}) for i, d in enumerate(state.pending["candidates"]))
+        return Reply("q.date_choice", {"text": state.pending.get("text", "")}, buttons)
+    if state.pending and state.pending.get("kind") == "edit_menu":
+        buttons = tuple(Button(n.id, f"field.{n.slot}") for n in active_nodes(graph, state.slots))
+        return Reply("q.edit_menu", {}, buttons + (Button(CANCEL_EDIT, "btn.cancel_edit"),))
+    if node.type == "end":
+        return Reply("case_done", {})
+    if node.type == "confirm":
+        return Reply("summary", {"facts": facts(graph, state.slots)},
+                     (Button(CONFIRM, "btn.confirm"), Button(EDIT, "btn.edit")) + _controls(graph, state, node))
+    context: dict[str, Any] = {"optional": node.optional}
+    if node.slot in state.slots:
+        context["current"] = {"slot": node.slot, "type": node.type, "value": state.slots[node.slot]}
+    buttons: tuple[Button, ...] = ()
+    if node.type == "choice":
+        buttons = tuple(Button(o.id, f"opt.{node.slot}.{o.id}") for o in node.options)
+    elif node.type == "yesno":
+        buttons = (Button("yes", "btn.yes"), Button("no", "btn.no"))
+    elif node.type == "date":
+        buttons = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+    return Reply(f"q.{node.id}", context, buttons + _controls(graph, state, node))
+
+
+def _error(graph: Graph, state: DialogState, key: str, **context: Any) -> Step:
+    return Step(state, (Reply(key, context), ask(graph, state)))
+
+
+# ---- reading one answer -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Parsed:
+    value: Any = None
+    ok: bool = False
+    error: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    candidates: tuple[date, ...] = ()
+
+
+def _check_date(node: Node, state: DialogState, day: date, today: date) -> _Parsed:
+    if day > today:
+        return _Parsed(error="err.date_future", context={"date": day.isoformat()})
+    earlier = state.slots.get(node.not_before) if node.not_before else None
+    if earlier and day.isoformat() < earlier:
+        return _Parsed(error="err.date_before", context={"date": day.isoformat(), "other": earlier})
+    return _Parsed(value=day.isoformat(), ok=True)
+
+
+def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: date) -> _Parsed:
+    if isinstance(event, Press):
+        if node.type == "choice" and node.option(event.option):
+            return _Parsed(value=event.option, ok=True)
+        if node.type == "yesno" and event.option in ("yes", "no"):
+            return _Parsed(value=event.option == "yes", ok=True)
+        if node.type == "date" and event.option in ("today", "yesterday"):
+            return _check_date(node, state, date.fromordinal(today.toordinal() - (event.option == "yesterday")), today)
+        return _Parsed(error="stale")
+    text = event.text
+    if node.type == "choice":
+        option = match_choice(node, text)
+        return _Parsed(value=option, ok=True) if option else _Parsed(error="err.choice")
+    if node.type == "yesno":
+        answer = match_yesno(graph.yesno, text)
+        return _Parsed(value=answer, ok=True) if answer is not None else _Parsed(error="err.yesno")
+    if node.type == "date":
+        answer = parse_date(text, today)
+        if answer.kind == "date":
+            return _check_date(node, state, answer.value, today)
+        if answer.kind == "ambiguous":
+            return _Parsed(candidates=answer.candidates)
+        return _Parsed(error="err.date_impossible" if answer.kind == "impossible" else "err.date_unparsed")
+    if node.type == "amount":
+        answer = parse_amount(text)
+        if answer.kind == "amount":
+            currency = answer.currency or CURRENCY_OF.get(state.slots.get("jurisdiction", ""))
+            return _Parsed(value={"value": f"{answer.value:.2f}", "currency": currency}, ok=True)
+        return _Parsed(error=f"err.amount_{answer.kind}")
+    if node.type == "text":
+        if node.slot == "merchant" and len(text) > MERCHANT_MAX:
+            return _Parsed(error="err.merchant_long")
+        return _Parsed(value=text, ok=True)
+    return _Parsed(error="err.choice")
+
+
+def _with_story(state: DialogState, text: str) -> DialogState:
+    story = state.slots.get("story")
+    slots = dict(state.slots)
+    slots["story"] = f"{story}\n\n{text}" if story else text
+    return replace(state, slots=slots)
+
+
+def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[DialogState, dict[str, Any]]:
+    """The state with what the text tells added to unanswered slots, and what was added."""
+    found = extract.mine(graph, text, today)
+    found = {k: v for k, v in found.items() if _valid_mined(graph, state, k, v, found)}
+    merged = extract.merge(state.slots, found, frozenset(state.skipped))
+    added = {k: v for k, v in merged.items() if k not in state.slots}
+    return replace(state, slots=merged), added
+
+
+def _valid_mined(graph: Graph, state: DialogState, slot: str, value: Any, found: Mapping[str, Any]) -> bool:
+    node = graph.by_slot(slot)
+    if node is None or node.type != "date" or not node.not_before:
+        return True
+    earlier = state.slots.get(node.not_before) or found.get(node.not_before)
+    return not earlier or value >= earlier
+
+
+# ---- the step -----------------------------------------------------------------------------
+
+def step(state: DialogState, event: Event, now: datetime, graph: Graph | None = None) -> Step:
+    graph = graph or load()
+    today = now.date()
+    if isinstance(event, Text):
+        event = Text(clean(event.text))
+    if state.node not in graph.nodes:   # the graph changed under a stored state: restart at the summary
+        state = replace(state, node="confirm" if "confirm" in graph.nodes else graph.start, pending=None)
+
+    if isinstance(event, Command):
+        return _command(graph, state, event.name)
+    if isinstance(event, Press) and event.option in (BACK, SKIP, RESUME):
+        return _command(graph, state, {BACK: "back", SKIP: "skip", RESUME: "resume"}[event.option])
+    if isinstance(event, Press) and event.option == NEW:
+        return Step(state, (), (), (Effect("new_case"),))
+    if state.paused:
+        return Step(state, (Reply("paused", {}, (Button(RESUME, "btn.resume"), Button(NEW, "btn.new"))),))
+    if isinstance(event, Text):
+        if not event.text:
+            return _error(graph, state, "err.empty")
+        if match_words(event.text, graph.controls.get("back", ())):
+            return _command(graph, state, "back")
+        if match_words(event.text, graph.controls.get("skip", ())) and graph[state.node].type not in ("end", "confirm"):
+            return _command(graph, state, "skip")
+    if state.pending:
+        return _pending(graph, state, event, today)
+
+    node = graph[state.node]
+    if node.type == "end":
+        return _after_intake(graph, state, event)
+    if node.type == "confirm":
+        return _confirm(graph, state, event, now)
+    return _answer(graph, state, node, event, now)
+
+
+def _command(graph: Graph, state: DialogState, name: str) -> Step:
+    node = graph[state.node]
+    if name == "cancel":
+        return Step(replace(state, paused=True, pending=None), (Reply("cancelled", {}),),
+                    (TimelineEvent("paused", {"node": state.node}),))
+    if name in ("resume", "ask"):
+        return Step(replace(state, paused=False), (ask(graph, replace(state, paused=False)),))
+    if name == "back":
+        if state.pending:
+            return Step(replace(state, pending=None), (ask(graph, replace(state, pending=None)),))
+        if not state.history:
+            return _error(graph, state, "err.no_back")
+        back = replace(state, node=state.history[-1], history=state.history[:-1], paused=False)
+        return Step(back, (ask(graph, back),), (TimelineEvent("back", {"to": back.node}),))
+    if name == "skip":
+        if not node.optional or state.pending:
+            return _error(graph, state, "err.not_optional")
+        skipped = replace(state, skipped=tuple(sorted(set(state.skipped) | {node.slot})))
+        moved = _advance(graph, skipped, node)
+        return _arrive(graph, moved, (TimelineEvent("skipped", {"slot": node.slot}),), None)
+    return _error(graph, state, "err.unknown_command")
+
+
+def _pending(graph: Graph, state: DialogState, event: Event, today: date) -> Step:
+    pending = state.pending or {}
+    node = graph[state.node]
+    if pending.get("kind") == "date_choice":
+        candidates = pending["candidates"]
+        choice = None
+        if isinstance(event, Press) and event.option in ("d0", "d1"):
+            choice = candidates[int(event.option[1])]
+        elif isinstance(event, Text) and event.text.strip() in ("1", "2"):
+            choice = candidates[int(event.text.strip()) - 1]
+        elif isinstance(event, Text):
+            return _answer(graph, replace(state, pending=None), node, event, None, today=today)
+        if choice is None:
+            return _error(graph, state, "stale")
+        return _answer(graph, replace(state, pending=None), node, Press(f"={choice}"), None,
+                       today=today, value=choice)
+    # edit menu
+    if isinstance(event, Press) and event.option == CANCEL_EDIT:
+        back = replace(state, pending=None)
+        return Step(back, (ask(graph, back),))
+    targets = active_nodes(graph, state.slots)
+    target = None
+    if isinstance(event, Press):
+        target = next((n for n in targets if n.id == event.option), None)
+    elif isinstance(event, Text) and event.text.isdigit() and 1 <= int(event.text) <= len(targets):
+        target = targets[int(event.text) - 1]
+    if target is None:
+        return _error(graph, state, "stale" if isinstance(event, Press) else "err.choice")
+    moved = replace(state, node=target.id, pending=None, history=state.history + (state.node,))
+    return Step(moved, (ask(graph, moved),))
+
+
+def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: datetime | None,
+            today: date | None = None, value: str | None = None) -> Step:
+    today = today or now.date()
+    if value is not None:
+        parsed = _check_date(node, state, date.fromisoformat(value), today)
+    else:
+        parsed = _parse(graph, node, state, event, today)
+    text = event.text if isinstance(event, Text) else None
+    if parsed.candidates:
+        asking = replace(state, pending={"kind": "date_choice", "text": text or "",
+                                         "candidates": [d.isoformat() for d in parsed.candidates]})
+        return Step(asking, (ask(graph, asking),))
+    if parsed.error == "stale":
+        return Step(state, (Reply("stale", {}), ask(graph, state)))
+
+    events: list[TimelineEvent] = []
+    added: dict[str, Any] = {}
+    if text and node.slot != "story":
+        mined_state, added = _mined(graph, state, text, today)
+        added.pop(node.slot, None) if parsed.ok else None
+        if not parsed.ok and node.slot in added:
+            parsed = _check_date(node, state, date.fromisoformat(added[node.slot]), today) \
+                if node.type == "date" else _Parsed(value=added.pop(node.slot), ok=True)
+            added.pop(node.slot, None)
+        state = replace(mined_state, slots={k: v for k, v in mined_state.slots.items()
+                                            if k != node.slot or k in state.slots})
+        if added or (not parsed.ok and len(text) >= STORY_WORTHY):
+            state = _with_story(state, text)
+            events.append(TimelineEvent("story", {"text": text, "found": added}))
+    if not parsed.ok:
+        replies = []
+        if added:
+            replies.append(Reply("noted", {"facts": [f for f in facts(graph, state.slots) if f["slot"] in added]}))
+        replies.append(Reply(parsed.error or "err.choice", dict(parsed.context)))
+        replies.append(ask(graph, state))
+        return Step(state, tuple(replies), tuple(events))
+
+    slots = dict(state.slots)
+    if node.slot == "story":
+        state = _with_story(state, text or "")
+        slots = dict(state.slots)
+        _, story_found = _mined(graph, replace(state, slots={}), text or "", today)
+        for k, v in story_found.items():
+            if k not in slots and k not in state.skipped and k != "story":
+                slots[k] = v
+                added[k] = v
+    else:
+        slots[node.slot] = parsed.value
+    events.insert(0, TimelineEvent("answer", {"slot": node.slot, "value": slots.get(node.slot), "text": text}))
+    answered = replace(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot))
+    moved = _advance(graph, answered, node)
+    notes = (Reply("noted", {"facts": [f for f in facts(graph, moved.slots) if f["slot"] in added]}),) if added else ()
+    return _arrive(graph, moved, tuple(events), now, notes)
+
+
+def _arrive(graph: Graph, state: DialogState, events: tuple[TimelineEvent, ...], now: datetime | None,
+            notes: tuple[Reply, ...] = ()) -> Step:
+    return Step(state, notes + (ask(graph, state),), events)
+
+
+def _confirm(graph: Graph, state: DialogState, event: Event, now: datetime) -> Step:
+    if isinstance(event, Press):
+        if event.option == CONFIRM:
+            return _finish(graph, state, now)
+        if event.option == EDIT:
+            editing = replace(state, pending={"kind": "edit_menu"})
+            return Step(editing, (ask(graph, editing),))
+        return Step(state, (Reply("stale", {}), ask(graph, state)))
+    yes = match_yesno(graph.yesno, event.text)
+    if yes is True:
+        return _finish(graph, state, now)
+    if yes is False or match_words(event.text, graph.controls.get("edit", ())):
+        editing = replace(state, pending={"kind": "edit_menu"})
+        return Step(editing, (ask(graph, editing),))
+    # More of the story at the summary: keep it, fill what it answers, show the summary again.
+    mined_state, added = _mined(graph, state, event.text, now.date())
+    told = _with_story(mined_state, event.text)
+    notes = (Reply("noted", {"facts": [f for f in facts(graph, told.slots) if f["slot"] in added]}),) if added \
+        else (Reply("story_added", {}),)
+    return Step(told, notes + (ask(graph, told),), (TimelineEvent("story", {"text": event.text, "found": added}),))
+
+
+def _finish(graph: Graph, state: DialogState, now: datetime) -> Step:
+    done = _advance(graph, state, graph[state.node])
+    result = verdict(active_slots(graph, state.slots), now.date())
+    return Step(
+        done,
+        (Reply("advice_result", result),),
+        (TimelineEvent("advice", {"category": result["classification"]["category"],
+                                  "confidence": result["classification"]["confidence"],
+                                  "signals": result["classification"]["signals"]}),),
+        (Effect("advised", {"category": result["classification"]["category"],
+                            "confidence": result["classification"]["confidence"]}),),
+    )
+
+
+def _after_intake(graph: Graph, state: DialogState, event: Event) -> Step:
+    if isinstance(event, Press):
+        return Step(state, (Reply("stale", {}),))
+    return Step(_with_story(state, event.text), (Reply("note_added", {}),),
+                (TimelineEvent("note", {"text": event.text}),))

@@ -1,0 +1,89 @@
+"""Mining a free-text story for the answers it already gives, so they are not asked again."""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Mapping
+
+from dialogs.amounts import find_amounts
+from dialogs.answers import find_phrases, normalize, unique_option
+from dialogs.dates import find_dates
+from dialogs.graph import Graph
+
+_CUE_WINDOW = 12  # characters around a date searched for cues like 买 / bought
+_MERCHANT_PATTERNS = (
+    re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里|平台上?)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
+    re.compile(r"\b(?:from|at|on|with)\s+([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*){0,2})"),
+)
+_CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}
+
+
+def _choice_slots(graph: Graph, text: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in graph.nodes.values():
+        if node.type == "choice" and node.slot:
+            option = unique_option(node, text)
+            if option is not None:
+                found[node.slot] = option
+    return found
+
+
+def _classify_dates(graph: Graph, text: str, today: date) -> dict[str, str]:
+    dates = [(m, d) for m, d in find_dates(text, today) if d <= today]
+    found: dict[str, str] = {}
+    norm = normalize(text)
+    cue_slots = ("contact_date", "problem_date", "purchase_date")
+    for matched, day in dates:
+        at = norm.find(normalize(matched))
+        window = norm[max(0, at - _CUE_WINDOW): at + len(matched) + _CUE_WINDOW] if at >= 0 else ""
+        slot = next((s for s in cue_slots if s not in found and find_phrases(window, graph.story_cues.get(s, ()))), None)
+        if slot is None:
+            # A date with no cue is the purchase date first, then the problem date.
+            slot = next((s for s in ("purchase_date", "problem_date") if s not in found), None)
+        if slot:
+            found[slot] = day.isoformat()
+    purchase, problem = found.get("purchase_date"), found.get("problem_date")
+    if purchase and problem and problem < purchase:
+        found["purchase_date"], found["problem_date"] = problem, purchase
+    return found
+
+
+def _merchant(graph: Graph, text: str) -> str | None:
+    known = find_phrases(text, graph.merchants)
+    if known:
+        return max(known, key=len)
+    for pattern in _MERCHANT_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            name = m.group(1).strip(" .")
+            if name and normalize(name) not in {"the", "a", "my", "一个", "网上", "网站", "平台"}:
+                return name[:80]
+    return None
+
+
+def mine(graph: Graph, text: str, today: date) -> dict[str, Any]:
+    """Every slot the text answers; the caller decides which of them to keep."""
+    text = text[:20000]
+    found: dict[str, Any] = _choice_slots(graph, text)
+    amounts = find_amounts(text)
+    if amounts:
+        _, value, currency = amounts[0]
+        found["amount"] = {"value": f"{value:.2f}", "currency": currency}
+        if currency in _CURRENCY_JURISDICTION and "jurisdiction" not in found:
+            found["jurisdiction"] = _CURRENCY_JURISDICTION[currency]
+    found.update(_classify_dates(graph, text, today))
+    merchant = _merchant(graph, text)
+    if merchant:
+        found["merchant"] = merchant
+    if "seller_answer" in found or "contact_date" in found or find_phrases(text, graph.story_cues.get("contacted", ())):
+        found["contacted"] = True
+    return found
+
+
+def merge(slots: Mapping[str, Any], found: Mapping[str, Any], skipped: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Slots with the mined answers added where nothing was answered (or skipped) yet."""
+    merged = dict(slots)
+    for slot, value in found.items():
+        if slot not in merged and slot not in skipped:
+            merged[slot] = value
+    return merged

@@ -1,0 +1,176 @@
+"""The intake graph: loaded from `intake.yaml`, checked, and printable as Mermaid."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+NODE_TYPES = ("choice", "date", "amount", "text", "yesno", "confirm", "end")
+_DEFAULT_PATH = Path(__file__).with_name("intake.yaml")
+
+
+class GraphError(ValueError):
+    """The graph data is broken: the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    words: tuple[str, ...]
+    story: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Edge:
+    to: str
+    when: Mapping[str, Any] = field(default_factory=dict)
+
+    def matches(self, slots: Mapping[str, Any]) -> bool:
+        return all(slots.get(k) == v for k, v in self.when.items())
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    slot: str | None = None
+    optional: bool = False
+    options: tuple[Option, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    not_before: str | None = None
+
+    def option(self, option_id: str) -> Option | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+    def next_node(self, slots: Mapping[str, Any]) -> str | None:
+        return next((e.to for e in self.edges if e.matches(slots)), None)
+
+
+@dataclass(frozen=True)
+class Graph:
+    start: str
+    nodes: Mapping[str, Node]
+    yesno: Mapping[str, tuple[str, ...]] = field(default_factory=dict)     # "yes"/"no" -> words
+    controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # back/skip/edit -> words
+    story_cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # slot -> nearby words
+    merchants: tuple[str, ...] = ()                                         # well-known sellers
+
+    def __getitem__(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def by_slot(self, slot: str) -> Node | None:
+        return next((n for n in self.nodes.values() if n.slot == slot), None)
+
+    def questions(self) -> list[Node]:
+        """The nodes that store an answer, in declaration order (the order of the summary)."""
+        return [n for n in self.nodes.values() if n.slot]
+
+
+def _parse_edges(raw: Any) -> tuple[Edge, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (Edge(to=raw),)
+    return tuple(Edge(to=e["to"], when=dict(e.get("if") or {})) for e in raw)
+
+
+def _parse_node(node_id: str, raw: Mapping[str, Any]) -> Node:
+    options = tuple(
+        Option(id=str(oid), words=tuple(str(w) for w in (o or {}).get("words", ())),
+               story=tuple(str(w) for w in (o or {}).get("story", ())))
+        for oid, o in (raw.get("options") or {}).items()
+    )
+    return Node(
+        id=node_id,
+        type=raw.get("type", ""),
+        slot=raw.get("slot"),
+        optional=bool(raw.get("optional", False)),
+        options=options,
+        edges=_parse_edges(raw.get("next")),
+        not_before=raw.get("not_before"),
+    )
+
+
+def problems(graph: Graph) -> list[str]:
+    """Everything wrong with a graph; empty when it is sound."""
+    found: list[str] = []
+    if graph.start not in graph.nodes:
+        found.append(f"start node {graph.start!r} does not exist")
+        return found
+    for node in graph.nodes.values():
+        if node.type not in NODE_TYPES:
+            found.append(f"node {node.id!r} has unknown type {node.type!r}")
+        if node.type == "end":
+            if node.edges:
+                found.append(f"end node {node.id!r} has outgoing edges")
+            continue
+        if not node.edges:
+            found.append(f"node {node.id!r} is a dead end (no next)")
+        elif node.edges[-1].when:
+            found.append(f"node {node.id!r} has no fallback edge (the last edge has a condition)")
+        for edge in node.edges:
+            if edge.to not in graph.nodes:
+                found.append(f"node {node.id!r} points to missing node {edge.to!r}")
+        if node.type == "choice" and not node.options:
+            found.append(f"choice node {node.id!r} has no options")
+        if node.type not in ("confirm",) and not node.slot:
+            found.append(f"node {node.id!r} stores its answer nowhere (no slot)")
+        if node.not_before and not graph.by_slot(node.not_before):
+            found.append(f"node {node.id!r}: not_before names unknown slot {node.not_before!r}")
+    seen: set[str] = set()
+    todo = [graph.start]
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen or node_id not in graph.nodes:
+            continue
+        seen.add(node_id)
+        todo.extend(e.to for e in graph.nodes[node_id].edges)
+    for node_id in graph.nodes:
+        if node_id not in seen:
+            found.append(f"node {node_id!r} is unreachable from {graph.start!r}")
+    if any(n.type == "yesno" for n in graph.nodes.values()) and set(graph.yesno) != {"yes", "no"}:
+        found.append("yes/no questions need `yesno` words for both yes and no")
+    if not any(n.type == "end" for n in graph.nodes.values()):
+        found.append("the graph has no end node")
+    return found
+
+
+def from_data(data: Mapping[str, Any]) -> Graph:
+    nodes = {str(k): _parse_node(str(k), v or {}) for k, v in (data.get("nodes") or {}).items()}
+    graph = Graph(
+        start=str(data.get("start", "")),
+        nodes=nodes,
+        yesno={str(k): tuple(map(str, v)) for k, v in (data.get("yesno") or {}).items()},
+        controls={str(k): tuple(map(str, v)) for k, v in (data.get("controls") or {}).items()},
+        story_cues={str(k): tuple(map(str, v)) for k, v in (data.get("story_cues") or {}).items()},
+        merchants=tuple(map(str, data.get("merchants") or ())),
+    )
+    found = problems(graph)
+    if found:
+        raise GraphError("; ".join(found))
+    return graph
+
+
+@lru_cache(maxsize=4)
+def load(path: Path = _DEFAULT_PATH) -> Graph:
+    return from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+def mermaid(graph: Graph) -> str:
+    """The graph as a Mermaid flowchart, edges labelled with their conditions."""
+    lines = ["flowchart TD"]
+    for node in graph.nodes.values():
+        label = f"{node.id}<br/>{node.type}" + (" (optional)" if node.optional else "")
+        shape = f'(["{label}"])' if node.type == "end" else f'["{label}"]'
+        lines.append(f"    {node.id}{shape}")
+    for node in graph.nodes.values():
+        for edge in node.edges:
+            if edge.when:
+                cond = ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in edge.when.items())
+                lines.append(f'    {node.id} -->|"{cond}"| {edge.to}')
+            else:
+                lines.append(f"    {node.id} --> {edge.to}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,48 @@
+from datetime import timedelta
+
+import pytest
+
+from bot.config import DEFAULT_API_BASE_URL, ConfigError, load, parse_delays, parse_quiet_hours
+
+
+def test_defaults():
+    c = load({})
+    assert c.token is None
+    assert c.api_base_url == DEFAULT_API_BASE_URL
+    assert c.db_path == "refund-advisor.db"
+    assert c.followup == (timedelta(days=2), timedelta(days=3), timedelta(days=5), timedelta(days=7))
+    assert c.quiet_hours == (22, 8)
+
+
+def test_flags_override_environment():
+    c = load({"REFUND_ADVISOR_DB": "env.db", "TELEGRAM_BOT_TOKEN": " 1:abc "}, REFUND_ADVISOR_DB="flag.db")
+    assert c.db_path == "flag.db"
+    assert c.token == "1:abc"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("30s", (timedelta(seconds=30),)),
+    ("1m, 2h", (timedelta(minutes=1), timedelta(hours=2))),
+    ("1.5d", (timedelta(days=1.5),)),
+])
+def test_delays(text, expected):
+    assert parse_delays(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2x", "0s", "-1d", "2d,,3d", "soon"])
+def test_bad_delays_are_refused_with_the_setting_named(text):
+    with pytest.raises(ConfigError, match="REFUND_ADVISOR_FOLLOWUP"):
+        parse_delays(text)
+
+
+def test_quiet_hours():
+    assert parse_quiet_hours("off") is None
+    assert parse_quiet_hours("23-7") == (23, 7)
+    for bad in ("24-8", "8", "8-8", "night"):
+        with pytest.raises(ConfigError, match="REFUND_ADVISOR_QUIET_HOURS"):
+            parse_quiet_hours(bad)
+
+
+def test_bad_base_url():
+    with pytest.raises(ConfigError, match="TELEGRAM_API_BASE_URL"):
+        load({"TELEGRAM_API_BASE_URL": "api.telegram.org"})
