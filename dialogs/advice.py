@@ -1,0 +1,512 @@
+"""Advice and deadlines for a case: pure functions over rules kept as data.
+
+The rules live in `dialogs/rules/`:
+
+- `facts.yaml`      sourced legal facts (ids shared with `../shared/facts/refund-facts.yaml`);
+- `advice.yaml`     warnings, next steps and evidence items, each with a `when` condition,
+                    an `order` (the escalation ladder) and the fact ids it relies on;
+- `deadlines.yaml`  deadlines counted from the user's own dates, each with its facts.
+
+`advise(slots, category, today)` filters the entries by `when`, sorts them by `order`
+and computes the deadlines. It reads no clock: `today` is an argument.
+
+A `when` map (used by advice and deadline entries alike)
+--------------------------------------------------------
+Every field is optional; a missing field means "any". All fields given must match.
+
+    category, jurisdiction, payment_method, purchase_type, problem, seller_answer:
+        a list of allowed values; `null` in the list matches a missing slot.
+    contacted:      [true] or [false]. Unknown counts as false unless a contact_date is given.
+    fraud, digital: [true] or [false]: flags derived from the `derived:` conditions
+                    at the top of advice.yaml (so a rule says `fraud: [false]` once,
+                    not the whole fraud condition again).
+    merchant_any:   words looked for in the merchant name and the user's story
+                    (case-insensitive; latin words must stand alone: "jd" matches
+                    "JD.com" but not "jdsports").
+    missing:        slot names that must be absent or empty.
+    present:        slot names that must be given.
+    any:            a list of `when` maps; at least one must match.
+    not:            a map of the same fields; if ANY one of its fields matches,
+                    the entry is excluded (`not: {category: [changed_mind], fraud: [true]}`
+                    excludes change-of-mind cases and fraud cases).
+
+The jurisdiction of a case without one is "OTHER".
+
+A deadline rule
+---------------
+    {id, facts, when, from: purchase_date|problem_date|contact_date,
+     add: {days: N} | {months: N} | {working_days: N} | {hours: N},
+     start: same_day|day_after, action: message key, estimate: true (optional)}
+
+`start: day_after` means the period begins the day after the user's date (the usual
+way a "7 days from receipt" period is counted): 7 days from 10 Nov end on 17 Nov.
+`same_day` counts the user's date as day 1: 7 days from 10 Nov end on 16 Nov.
+Months land on the same day number (day_after) or the day before it (same_day).
+Working days skip Saturdays and Sundays only (no public-holiday calendar).
+Hours are counted from the start of the user's date (dates carry no time).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from dateutil.relativedelta import relativedelta
+
+from dialogs.model import (
+    CATEGORIES, JURISDICTIONS, PAYMENT_METHODS, PROBLEMS, PURCHASE_TYPES, SELLER_ANSWERS,
+)
+
+RULES_DIR = Path(__file__).parent / "rules"
+DISCLAIMER_KEY = "disclaimer"
+BASES = ("purchase_date", "problem_date", "contact_date")
+STARTS = ("same_day", "day_after")
+ADD_UNITS = ("days", "months", "working_days", "hours")
+SLOT_NAMES = (
+    "jurisdiction", "purchase_type", "merchant", "payment_method", "amount", "purchase_date",
+    "problem", "problem_date", "contacted", "contact_date", "seller_answer", "story",
+)
+_VALUES: dict[str, tuple[Any, ...]] = {
+    "category": CATEGORIES,
+    "jurisdiction": JURISDICTIONS,
+    "payment_method": PAYMENT_METHODS,
+    "purchase_type": PURCHASE_TYPES,
+    "problem": PROBLEMS,
+    "seller_answer": SELLER_ANSWERS,
+    "contacted": (True, False),
+}
+_FLAGS = ("fraud", "digital")
+_WHEN_FIELDS = set(_VALUES) | set(_FLAGS) | {"merchant_any", "missing", "present", "any", "not"}
+_KINDS = ("warnings", "steps", "evidence")
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Deadline:
+    id: str                   # rule id from deadlines.yaml
+    date: date                # computed from the user's own dates
+    basis: str                # "purchase_date" | "problem_date" | "contact_date"
+    facts: tuple[str, ...]    # fact ids from facts.yaml
+    days_left: int            # (date - today).days; negative = passed
+
+
+@dataclass(frozen=True)
+class Advice:
+    category: str
+    steps: tuple[str, ...]           # message keys of next steps, in order
+    evidence: tuple[str, ...]        # message keys of the evidence checklist
+    deadlines: tuple[Deadline, ...]  # sorted by date
+    warnings: tuple[str, ...]        # message keys of warnings shown first
+    facts: tuple[str, ...]           # all fact ids used
+
+    def context(self) -> dict:
+        """A JSON-friendly dict for `advice_body.j2` (dates as ISO strings).
+
+        Each deadline carries its message keys, its rule's `estimate` flag and the
+        `source` text of its facts, so the template needs no look-up.
+        """
+        rules = _rules()
+        deadlines = []
+        for d in self.deadlines:
+            rule = rules.deadlines_by_id.get(d.id)
+            deadlines.append({
+                "id": d.id,
+                "name": f"deadline.{d.id}",
+                "action": rule.action if rule else f"deadline.{d.id}.action",
+                "date": d.date.isoformat(),
+                "basis": d.basis,
+                "days_left": d.days_left,
+                "passed": d.days_left < 0,
+                "estimate": bool(rule and rule.estimate),
+                "facts": list(d.facts),
+                "sources": _sources(d.facts),
+            })
+        return {
+            "category": self.category,
+            "warnings": list(self.warnings),
+            "steps": list(self.steps),
+            "deadlines": deadlines,
+            "evidence": list(self.evidence),
+            "facts": list(self.facts),
+            "sources": {f: source_text(f) for f in self.facts if f in rules.facts},
+            "disclaimer": DISCLAIMER_KEY,
+        }
+
+
+# --------------------------------------------------------------------------- rules
+
+@dataclass(frozen=True)
+class _Entry:
+    kind: str
+    key: str
+    order: int
+    when: Mapping[str, Any]
+    facts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _DeadlineRule:
+    id: str
+    facts: tuple[str, ...]
+    when: Mapping[str, Any]
+    basis: str
+    add: Mapping[str, int]
+    start: str
+    action: str
+    estimate: bool
+
+
+@dataclass(frozen=True)
+class _Rules:
+    facts: Mapping[str, Mapping[str, Any]]
+    source_names: Mapping[str, str]
+    derived: Mapping[str, Any]
+    entries: tuple[_Entry, ...]
+    deadlines: tuple[_DeadlineRule, ...]
+    deadlines_by_id: Mapping[str, _DeadlineRule]
+    problems: tuple[str, ...]
+
+
+def _load_yaml(name: str) -> Any:
+    return yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8")) or {}
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+@lru_cache(maxsize=None)
+def _rules() -> _Rules:
+    problems: list[str] = []
+
+    facts_doc = _load_yaml("facts.yaml")
+    facts: dict[str, Mapping[str, Any]] = {}
+    for i, fact in enumerate(facts_doc.get("facts") or []):
+        fid = fact.get("id") if isinstance(fact, Mapping) else None
+        if not fid:
+            problems.append(f"facts.yaml: entry #{i} has no id")
+            continue
+        if fid in facts:
+            problems.append(f"facts.yaml: fact {fid!r} defined twice")
+        if not str(fact.get("source") or "").strip():
+            problems.append(f"facts.yaml: fact {fid!r} has no source")
+        facts[fid] = fact
+
+    advice_doc = _load_yaml("advice.yaml")
+    for top in advice_doc:
+        if top not in _KINDS and top != "derived":
+            problems.append(f"advice.yaml: unknown top-level key {top!r}")
+    derived = advice_doc.get("derived") or {}
+    for flag in _FLAGS:
+        if flag not in derived:
+            problems.append(f"advice.yaml: derived flag {flag!r} is not defined")
+    for flag, conds in derived.items():
+        if flag not in _FLAGS:
+            problems.append(f"advice.yaml: unknown derived flag {flag!r}")
+        if not isinstance(conds, list):
+            problems.append(f"advice.yaml: derived.{flag} must be a list of when maps")
+            continue
+        for cond in conds:
+            problems.extend(_check_when(cond, f"advice.yaml: derived.{flag}", allow_flags=False))
+
+    entries: list[_Entry] = []
+    for kind in _KINDS:
+        for i, raw in enumerate(advice_doc.get(kind) or []):
+            where = f"advice.yaml: {kind}[{i}]"
+            if not isinstance(raw, Mapping) or not raw.get("key"):
+                problems.append(f"{where}: entry without a key")
+                continue
+            where = f"advice.yaml: {kind} {raw['key']!r}"
+            for field in raw:
+                if field not in ("key", "order", "when", "facts"):
+                    problems.append(f"{where}: unknown field {field!r}")
+            if not isinstance(raw.get("order"), int):
+                problems.append(f"{where}: order must be an integer")
+            when = raw.get("when") or {}
+            problems.extend(_check_when(when, where))
+            entry_facts = _as_tuple(raw.get("facts"))
+            problems.extend(f"{where}: unknown fact id {f!r}" for f in entry_facts if f not in facts)
+            entries.append(_Entry(kind, str(raw["key"]), int(raw.get("order") or 0), when, entry_facts))
+    for kind in _KINDS:
+        if not any(e.kind == kind for e in entries):
+            problems.append(f"advice.yaml: no {kind} entries")
+
+    deadline_doc = _load_yaml("deadlines.yaml")
+    deadlines: list[_DeadlineRule] = []
+    by_id: dict[str, _DeadlineRule] = {}
+    for i, raw in enumerate(deadline_doc.get("deadlines") or []):
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            problems.append(f"deadlines.yaml: entry #{i} has no id")
+            continue
+        rid = str(raw["id"])
+        where = f"deadlines.yaml: {rid!r}"
+        for field in raw:
+            if field not in ("id", "facts", "when", "from", "add", "start", "action", "estimate"):
+                problems.append(f"{where}: unknown field {field!r}")
+        if rid in by_id:
+            problems.append(f"{where}: id defined twice")
+        rule_facts = _as_tuple(raw.get("facts"))
+        if not rule_facts:
+            problems.append(f"{where}: a deadline needs at least one fact (its source)")
+        problems.extend(f"{where}: unknown fact id {f!r}" for f in rule_facts if f not in facts)
+        when = raw.get("when") or {}
+        problems.extend(_check_when(when, where))
+        basis = raw.get("from")
+        if basis not in BASES:
+            problems.append(f"{where}: from must be one of {BASES}, not {basis!r}")
+        add = raw.get("add")
+        if not (isinstance(add, Mapping) and len(add) == 1 and next(iter(add)) in ADD_UNITS
+                and isinstance(next(iter(add.values())), int) and next(iter(add.values())) > 0):
+            problems.append(f"{where}: add must be one of {ADD_UNITS} with a positive integer, not {add!r}")
+            add = {"days": 0}
+        start = raw.get("start")
+        if start not in STARTS:
+            problems.append(f"{where}: start must be one of {STARTS}, not {start!r}")
+        action = str(raw.get("action") or "")
+        if action != f"deadline.{rid}.action":
+            problems.append(f"{where}: action must be the message key 'deadline.{rid}.action'")
+        rule = _DeadlineRule(rid, rule_facts, when, str(basis), dict(add), str(start), action,
+                             bool(raw.get("estimate", False)))
+        deadlines.append(rule)
+        by_id[rid] = rule
+
+    source_names = {str(k): str(v) for k, v in (facts_doc.get("source_names") or {}).items()}
+    return _Rules(facts, source_names, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems))
+
+
+def _check_when(when: Any, where: str, allow_flags: bool = True) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(when, Mapping):
+        return [f"{where}: when must be a map"]
+    for field, allowed in when.items():
+        if field not in _WHEN_FIELDS or (field in _FLAGS and not allow_flags):
+            problems.append(f"{where}: unknown when field {field!r}")
+            continue
+        if field == "not":
+            problems.extend(_check_when(allowed, f"{where} (not)", allow_flags))
+            continue
+        if field == "any":
+            if not isinstance(allowed, list) or not allowed:
+                problems.append(f"{where}: any must be a non-empty list of when maps")
+            else:
+                for sub in allowed:
+                    problems.extend(_check_when(sub, f"{where} (any)", allow_flags))
+            continue
+        if not isinstance(allowed, list) or not allowed:
+            problems.append(f"{where}: {field} must be a non-empty list")
+            continue
+        if field in _VALUES:
+            for value in allowed:
+                if value is not None and value not in _VALUES[field]:
+                    problems.append(f"{where}: {field} has unknown value {value!r}")
+        elif field in _FLAGS:
+            problems.extend(f"{where}: {field} takes true/false, not {v!r}" for v in allowed
+                            if not isinstance(v, bool))
+        elif field in ("missing", "present"):
+            problems.extend(f"{where}: {field} names unknown slot {v!r}" for v in allowed
+                            if v not in SLOT_NAMES)
+    return problems
+
+
+def rules_problems() -> list[str]:
+    """Problems in the data files (empty list = fine).
+
+    Checks: facts have unique ids and a source; every fact id used exists; every `when`
+    field and value is known; deadline rules have facts, a valid `from`, `add`, `start`
+    and the action key `deadline.<id>.action`. Message keys live in `messages/` and are
+    checked by the tests against `message_keys()`.
+    """
+    _rules.cache_clear()
+    return list(_rules().problems)
+
+
+def message_keys() -> set[str]:
+    """Every message key the rules can produce (for the catalog tests)."""
+    rules = _rules()
+    keys = {e.key for e in rules.entries} | {DISCLAIMER_KEY}
+    for d in rules.deadlines:
+        keys |= {f"deadline.{d.id}", d.action}
+    return keys
+
+
+def fact_ids_used() -> set[str]:
+    rules = _rules()
+    used = {f for e in rules.entries for f in e.facts}
+    used |= {f for d in rules.deadlines for f in d.facts}
+    return used
+
+
+def facts() -> Mapping[str, Mapping[str, Any]]:
+    """The fact sheet by id (read-only use)."""
+    return _rules().facts
+
+
+def source_text(fact_id: str) -> str:
+    """The `source` of a fact as shown to users: a source key of the fact sheet at its
+    start ("CPRL art.25") is replaced by the law's name ("《消费者权益保护法》 art.25")."""
+    rules = _rules()
+    src = str(rules.facts.get(fact_id, {}).get("source") or "").strip()
+    head, sep, rest = src.partition(" ")
+    if head in rules.source_names:
+        return rules.source_names[head] + (sep + rest if rest else "")
+    return src
+
+
+def _sources(fact_ids: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for f in fact_ids:
+        src = source_text(f)
+        if src and src not in out:
+            out.append(src)
+    return out
+
+
+# --------------------------------------------------------------------------- matching
+
+def _parse_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _normalise(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
+    case = dict(slots)
+    case["category"] = category
+    if case.get("jurisdiction") not in JURISDICTIONS:
+        case["jurisdiction"] = "OTHER"
+    contacted = case.get("contacted")
+    case["contacted"] = bool(contacted) if contacted is not None else bool(case.get("contact_date"))
+    rules = _rules()
+    for flag in _FLAGS:
+        case[flag] = any(_matches(cond, case) for cond in rules.derived.get(flag) or [])
+    return case
+
+
+_LATIN = re.compile(r"^[\x00-\x7f]+$")
+
+
+def _mentions(case: Mapping[str, Any], words: Iterable[str]) -> bool:
+    text = " ".join(str(case.get(k) or "") for k in ("merchant", "story")).lower()
+    if not text.strip():
+        return False
+    for word in words:
+        w = str(word).lower()
+        if _LATIN.match(w):
+            if re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", text):
+                return True
+        elif w in text:
+            return True
+    return False
+
+
+def _field_matches(field: str, allowed: Any, case: Mapping[str, Any]) -> bool:
+    if field == "any":
+        return any(_matches(sub, case) for sub in allowed)
+    if field == "not":
+        return not _excluded(allowed, case)
+    if field == "merchant_any":
+        return _mentions(case, allowed)
+    if field == "missing":
+        return all(case.get(s) in (None, "", {}, []) for s in allowed)
+    if field == "present":
+        return all(case.get(s) not in (None, "", {}, []) for s in allowed)
+    return case.get(field) in allowed
+
+
+def _matches(when: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
+    return all(_field_matches(field, allowed, case) for field, allowed in when.items())
+
+
+def _excluded(not_map: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
+    return any(_field_matches(field, allowed, case) for field, allowed in not_map.items())
+
+
+# --------------------------------------------------------------------------- dates
+
+def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
+    """The last day of a period of `add` counted from `start_date` (see module docs)."""
+    (unit, n), = add.items()
+    day_after = start == "day_after"
+    if unit == "days":
+        return start_date + timedelta(days=n if day_after else n - 1)
+    if unit == "months":
+        end = start_date + relativedelta(months=n)
+        return end if day_after else end - timedelta(days=1)
+    if unit == "working_days":
+        d = start_date if not day_after else start_date + timedelta(days=1)
+        counted = 0
+        while True:
+            if d.weekday() < 5:
+                counted += 1
+                if counted == n:
+                    return d
+            d += timedelta(days=1)
+    if unit == "hours":
+        return start_date + timedelta(hours=n)
+    raise ValueError(f"unknown unit {unit!r}")
+
+
+# --------------------------------------------------------------------------- advise
+
+def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
+    """Warnings, steps, evidence and deadlines for a case. Pure: `today` is given."""
+    rules = _rules()
+    case = _normalise(slots or {}, category)
+
+    picked: dict[str, dict[str, tuple[int, str, list[str]]]] = {k: {} for k in _KINDS}
+    for entry in rules.entries:
+        if not _matches(entry.when, case):
+            continue
+        seen = picked[entry.kind].get(entry.key)
+        if seen is None:
+            picked[entry.kind][entry.key] = (entry.order, entry.key, list(entry.facts))
+        else:  # the same key from several entries (e.g. per jurisdiction facts): merge
+            order, key, fs = seen
+            fs.extend(f for f in entry.facts if f not in fs)
+            picked[entry.kind][entry.key] = (min(order, entry.order), key, fs)
+
+    def ordered(kind: str) -> list[tuple[int, str, list[str]]]:
+        return sorted(picked[kind].values(), key=lambda item: (item[0], item[1]))
+
+    deadlines: list[Deadline] = []
+    for rule in rules.deadlines:
+        if not _matches(rule.when, case):
+            continue
+        basis_date = _parse_date(case.get(rule.basis))
+        if basis_date is None:
+            continue
+        end = deadline_date(basis_date, rule.add, rule.start)
+        deadlines.append(Deadline(rule.id, end, rule.basis, rule.facts, (end - today).days))
+    deadlines.sort(key=lambda d: (d.date, d.id))
+
+    all_facts: list[str] = []
+    for kind in ("warnings", "steps", "evidence"):
+        for _, _, fs in ordered(kind):
+            all_facts.extend(f for f in fs if f not in all_facts)
+    for d in deadlines:
+        all_facts.extend(f for f in d.facts if f not in all_facts)
+
+    return Advice(
+        category=category,
+        steps=tuple(key for _, key, _ in ordered("steps")),
+        evidence=tuple(key for _, key, _ in ordered("evidence")),
+        deadlines=tuple(deadlines),
+        warnings=tuple(key for _, key, _ in ordered("warnings")),
+        facts=tuple(all_facts),
+    )
