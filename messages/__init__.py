@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jinja2
+from markupsafe import Markup
 import yaml
 
 from dialogs.model import LOCALES, Reply
@@ -99,9 +100,9 @@ class _Catalog:
     def _source(self, key: str) -> str | None:
         return self.sources.get(key)
 
-    def _nested(self, key: str, **context: Any) -> jinja2.utils.Markup:
+    def _nested(self, key: str, **context: Any) -> Markup:
         # Templates refer to other catalog entries (labels, step texts) by key.
-        return jinja2.utils.Markup(self.render(key, context))
+        return Markup(self.render(key, context))
 
     def render(self, key: str, context: Mapping[str, Any]) -> str:
         if key not in self.sources:
