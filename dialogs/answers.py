@@ -64,9 +64,11 @@ def match_choice(node: Node, text: str) -> str | None:
 
 def unique_option(node: Node, text: str) -> str | None:
     """The one option whose phrases occur in the text; a phrase inside a longer hit does not count
-    ("card" in "debit card"). None when no option, or several, are named."""
+    ("card" in "debit card"). Several named: the node's `prefer` order decides, else None."""
     hits = [(o.id, normalize(p)) for o in node.options for p in find_phrases(text, o.story + o.words)]
     kept = {oid for oid, p in hits if not any(p != q and p in q for _, q in hits)}
+    if len(kept) > 1:
+        kept = {next(o for o in node.prefer if o in kept)} if kept & set(node.prefer) else kept
     return kept.pop() if len(kept) == 1 else None
 
 

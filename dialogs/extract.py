@@ -12,7 +12,7 @@ from dialogs.graph import Graph
 
 _CUE_WINDOW = 12  # characters around a date searched for cues like 买 / bought
 _MERCHANT_PATTERNS = (
-    re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里|平台上?)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
+    re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
     re.compile(r"\b(?:from|at|on|with)\s+([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*){0,2})"),
 )
 _CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}

@@ -41,6 +41,7 @@ class Node:
     options: tuple[Option, ...] = ()
     edges: tuple[Edge, ...] = ()
     not_before: str | None = None
+    prefer: tuple[str, ...] = ()    # when a story names several options, the first of these wins
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
@@ -77,10 +78,19 @@ def _parse_edges(raw: Any) -> tuple[Edge, ...]:
     return tuple(Edge(to=e["to"], when=dict(e.get("if") or {})) for e in raw)
 
 
+def _words(raw: Any, where: str) -> tuple[str, ...]:
+    words = tuple(raw or ())
+    odd = [w for w in words if not isinstance(w, str)]
+    if odd:
+        # YAML reads a bare yes/no/on/off as a boolean and 12315 as a number: quote them.
+        raise GraphError(f"{where}: {odd!r} are not text; quote them in the YAML")
+    return words
+
+
 def _parse_node(node_id: str, raw: Mapping[str, Any]) -> Node:
     options = tuple(
-        Option(id=str(oid), words=tuple(str(w) for w in (o or {}).get("words", ())),
-               story=tuple(str(w) for w in (o or {}).get("story", ())))
+        Option(id=str(oid), words=_words((o or {}).get("words"), f"{node_id}.{oid}.words"),
+               story=_words((o or {}).get("story"), f"{node_id}.{oid}.story"))
         for oid, o in (raw.get("options") or {}).items()
     )
     return Node(
@@ -91,6 +101,7 @@ def _parse_node(node_id: str, raw: Mapping[str, Any]) -> Node:
         options=options,
         edges=_parse_edges(raw.get("next")),
         not_before=raw.get("not_before"),
+        prefer=_words(raw.get("prefer"), f"{node_id}.prefer"),
     )
 
 
@@ -118,6 +129,9 @@ def problems(graph: Graph) -> list[str]:
             found.append(f"choice node {node.id!r} has no options")
         if node.type not in ("confirm",) and not node.slot:
             found.append(f"node {node.id!r} stores its answer nowhere (no slot)")
+        for option_id in node.prefer:
+            if not node.option(option_id):
+                found.append(f"node {node.id!r}: prefer names unknown option {option_id!r}")
         if node.not_before and not graph.by_slot(node.not_before):
             found.append(f"node {node.id!r}: not_before names unknown slot {node.not_before!r}")
     seen: set[str] = set()
@@ -143,10 +157,10 @@ def from_data(data: Mapping[str, Any]) -> Graph:
     graph = Graph(
         start=str(data.get("start", "")),
         nodes=nodes,
-        yesno={str(k): tuple(map(str, v)) for k, v in (data.get("yesno") or {}).items()},
-        controls={str(k): tuple(map(str, v)) for k, v in (data.get("controls") or {}).items()},
-        story_cues={str(k): tuple(map(str, v)) for k, v in (data.get("story_cues") or {}).items()},
-        merchants=tuple(map(str, data.get("merchants") or ())),
+        yesno={str(k): _words(v, f"yesno.{k}") for k, v in (data.get("yesno") or {}).items()},
+        controls={str(k): _words(v, f"controls.{k}") for k, v in (data.get("controls") or {}).items()},
+        story_cues={str(k): _words(v, f"story_cues.{k}") for k, v in (data.get("story_cues") or {}).items()},
+        merchants=_words(data.get("merchants"), "merchants"),
     )
     found = problems(graph)
     if found:
