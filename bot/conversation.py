@@ -180,3 +180,114 @@ class Conversation:
     @staticmethod
     def export_json(data: dict[str, Any]) -> bytes:
         return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+    # ---- more commands (used by the Telegram shell) ---------------------------------------
+
+    CASE_LIST_MAX = 20
+    OUTCOMES = ("refunded", "partial", "none")
+
+    async def cases(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        """The user's cases (the latest ones), with their status, and a button to switch to each other one."""
+        locale = await self.locale(user_id, language_code)
+        cases = (await self.storage.list_cases(user_id))[-self.CASE_LIST_MAX:]
+        if not cases:
+            return Outcome(locale, [Reply("no_case", {})])
+        active = await self.storage.active_case(user_id)
+        active_id = active.id if active else None
+        items = [{"id": c.id, "status": c.status, "category": c.category, "merchant": c.slots.get("merchant"),
+                  "problem": c.slots.get("problem"), "created": c.created_at[:10], "active": c.id == active_id}
+                 for c in reversed(cases)]
+        buttons = tuple(Button(f"case:{c['id']}", "btn.case", c) for c in items if not c["active"])
+        return Outcome(locale, [Reply("cases_list", {"cases": items}, buttons)], active_id)
+
+    async def switch_case(self, user_id: int, case_id: int, *, language_code: str | None = None) -> Outcome | None:
+        """Make one of the user's own cases the active one and show it; None if it is not theirs."""
+        if not await self.storage.set_active_case(user_id, case_id, self._now()):
+            return None
+        shown = await self.status(user_id, language_code=language_code)
+        shown.replies.insert(0, Reply("case_switched", {"case_id": case_id}))
+        return shown
+
+    async def resolve_prompt(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        """Ask how the active case ended."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            return Outcome(locale, [Reply("no_case", {})])
+        buttons = tuple(Button(f"outcome:{o}", f"opt.outcome.{o}") for o in self.OUTCOMES)
+        return Outcome(locale, [Reply("resolved_ask", {"case_id": case.id, "status": case.status}, buttons)], case.id)
+
+    async def resolve(self, user_id: int, case_id: int, outcome: str, *, language_code: str | None = None) -> Outcome | None:
+        """Close one of the user's cases with its outcome; None if the case is not theirs."""
+        if outcome not in self.OUTCOMES:
+            return None
+        locale = await self.locale(user_id, language_code)
+        status = "abandoned" if outcome == "none" else "resolved"
+        done = await self.storage.set_status(user_id, case_id, status, self._now(),
+                                             TimelineEvent("resolved", {"outcome": outcome}))
+        if not done:
+            return None
+        return Outcome(locale, [Reply("resolved_done", {"case_id": case_id, "outcome": outcome})], case_id)
+
+    async def add_evidence(self, user_id: int, kind: str, *, file_id: str | None = None, text: str | None = None,
+                           language_code: str | None = None) -> Outcome:
+        """A photo, document or forwarded message, recorded on the active case's timeline."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            return Outcome(locale, [Reply("evidence_no_case", {})])
+        await self.storage.add_evidence(user_id, case.id, kind, self._now(), file_id=file_id, text=text)
+        return Outcome(locale, [Reply("evidence_saved", {"case_id": case.id, "kind": kind})], case.id)
+
+    async def add_note(self, user_id: int, text: str, *, language_code: str | None = None,
+                       update_id: int | None = None) -> Outcome:
+        """Text for a closed case: kept on its timeline as a note, nothing asked."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            return Outcome(locale, [Reply("no_case", {})])
+        if update_id is not None and not await self.storage.mark_update(update_id, user_id, self._now()):
+            return Outcome(locale, duplicate=True)
+        await self.storage.add_event(user_id, case.id, TimelineEvent("note", {"text": text}), self._now())
+        return Outcome(locale, [Reply("case_closed_note", {"case_id": case.id, "status": case.status})], case.id)
+
+    def export_markdown(self, data: dict[str, Any], locale: str) -> bytes:
+        """The export as a readable Markdown document in the user's language."""
+        from messages import MissingMessage, plain, render
+
+        def t(key: str, **context: Any) -> str:
+            try:
+                return plain(render(locale, key, **context))
+            except MissingMessage:      # a kind of event or evidence newer than the catalog
+                return key.rsplit(".", 1)[-1]
+
+        def md(text: Any) -> str:
+            return str(text).replace("\r", "").replace("\n", "\n  ")
+
+        lines = [f"# {t('export.title')}", "", t("export.intro", exported_at=data["exported_at"], count=len(data["cases"])), ""]
+        for case in data["cases"]:
+            lines += [f"## {t('export.case', case_id=case['id'])} · {t('status.' + case['status'])}", ""]
+            if case.get("category"):
+                lines += [f"{t('export.category')}: {t('category.' + case['category'])}", ""]
+            lines += [f"### {t('export.facts')}", ""]
+            case_facts = engine.facts(self.graph, case["facts"])
+            for fact in case_facts:
+                lines.append(f"- {t('field.' + fact['slot'])}: {md(t('fact_value', current=fact))}")
+            if case["facts"].get("story"):
+                lines.append(f"- {t('field.story')}: {md(case['facts']['story'])}")
+            if not case_facts and not case["facts"].get("story"):
+                lines.append(f"- {t('export.none')}")
+            lines += ["", f"### {t('export.timeline')}", ""]
+            for event in case["timeline"]:
+                detail = json.dumps(event["data"], ensure_ascii=False) if event["data"] else ""
+                lines.append(f"- {event['at'].replace('T', ' ')} · {t('event.' + event['kind'])}"
+                             + (f" · `{md(detail)}`" if detail else ""))
+            lines += ["", f"### {t('export.evidence')}", ""]
+            for item in case["evidence"]:
+                lines.append(f"- {item['at'].replace('T', ' ')} · {t('export.kind.' + item['kind'])}"
+                             + (f" · {md(item['text'])}" if item.get("text") else "")
+                             + (f" · file id `{item['file_id']}`" if item.get("file_id") else ""))
+            if not case["evidence"]:
+                lines.append(f"- {t('export.none')}")
+            lines.append("")
+        return ("\n".join(lines).rstrip() + "\n").encode("utf-8")

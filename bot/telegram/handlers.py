@@ -1,0 +1,519 @@
+"""One handler per kind of Telegram update; every turn goes through `bot.conversation`.
+
+Private chats only: in groups and channels the bot answers once with a pointer to a private
+chat and stores nothing. Button data is never trusted: a press is checked against the
+presser's own active case and the question open now (see `render`).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from telegram import (
+    InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryResultsButton, InputFile, Message, Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application, ApplicationHandlerStop, CallbackQueryHandler, ChatMemberHandler, ContextTypes,
+    InlineQueryHandler, MessageHandler, TypeHandler, filters,
+)
+
+from bot.conversation import Conversation, Outcome
+from bot.storage import Storage
+from bot.telegram import render as tg
+from bot.telegram.sender import Sender, UserBlocked
+from dialogs import engine
+from dialogs.engine import Command, DialogState, Press, Text
+from dialogs.model import Button, Reply
+from messages import locale_from, plain, render, render_reply
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "new", "cases", "status", "resolved", "language", "help", "cancel", "delete", "export",
+            "escalate")
+ENGINE_COMMANDS = {"cancel": "cancel", "back": "back", "skip": "skip", "continue": "resume", "resume": "resume"}
+CLOSED = ("resolved", "abandoned")
+ANSWER_ECHO_MAX = 120           # a typed answer shown under its question is cut to this many characters
+EVIDENCE_KINDS = ("photo", "document", "video", "voice", "audio")
+POINTED_MAX = 10_000            # groups remembered (in memory only) as already given the pointer
+
+
+def _short(text: str, limit: int = ANSWER_ECHO_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+@dataclass
+class _Sent:
+    message_id: int
+    html: str
+
+
+class TelegramShell:
+    def __init__(self, storage: Storage, conversation: Conversation, sender: Sender,
+                 clock: Callable[[], datetime] | None = None):
+        self.storage = storage
+        self.conversation = conversation
+        self.sender = sender
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.username = ""
+        self._pointed: set[int] = set()
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    def register(self, app: Application) -> None:
+        message = filters.UpdateType.MESSAGE
+        app.add_handler(TypeHandler(Update, self.guard), group=-1)
+        app.add_handler(MessageHandler(filters.UpdateType.EDITED, self.edited))
+        app.add_handler(MessageHandler(message & filters.FORWARDED, self.evidence))
+        app.add_handler(MessageHandler(message & filters.COMMAND, self.command))
+        app.add_handler(MessageHandler(message & (filters.PHOTO | filters.Document.ALL | filters.VIDEO
+                                                  | filters.VOICE | filters.AUDIO), self.evidence))
+        app.add_handler(MessageHandler(message & filters.TEXT, self.text))
+        app.add_handler(MessageHandler(message, self.unsupported))
+        app.add_handler(CallbackQueryHandler(self.press))
+        app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_handler(InlineQueryHandler(self.inline))
+        app.add_error_handler(self.error)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _language(update: Update) -> str | None:
+        user = update.effective_user
+        return user.language_code if user else None
+
+    async def _seen(self, update: Update) -> bool:
+        """Record an update that is not a dialog turn; True if it was already acted on."""
+        user = update.effective_user
+        return not await self.storage.mark_update(update.update_id, user.id if user else None, self.clock())
+
+    def _callback_data(self, option: str, index: int, case_id: int | None, token: str,
+                       extra: dict[str, Any]) -> str:
+        kind, _, value = option.partition(":")
+        if kind == "lang":
+            return f"l:{value}"
+        if kind == "case":
+            return f"c:{int(value)}"
+        if kind == "outcome":
+            return f"r:{extra['outcome_case']}:{value}"
+        if kind == "delete":
+            return f"x:{extra['nonce']}" if value == "yes" else "x:no"
+        if case_id is None:
+            raise ValueError(f"a question button {option!r} with no active case")
+        return tg.press_data(case_id, token, option, index)
+
+    async def _messages(self, user_id: int, outcome: Outcome, extra: dict[str, Any]
+                        ) -> list[tuple[str, list[tuple[str, str, str]]]]:
+        """The outcome's replies as messages: texts merged up to and including each reply that has
+        buttons; buttons mapped to callback data for the case and question open now."""
+        active = await self.storage.active_case(user_id)
+        case_id = active.id if active else None
+        token = tg.question_token(active.dialog) if active else ""
+        extra = {"outcome_case": outcome.case_id, **extra}
+        messages, texts = [], []
+        for reply in outcome.replies:
+            rendered = render_reply(outcome.locale, reply)
+            texts.append(rendered.text)
+            if rendered.buttons:
+                buttons = [(option, label, self._callback_data(option, i, case_id, token, extra))
+                           for i, (option, label) in enumerate(rendered.buttons)]
+                messages.append((tg.merge_texts(texts), buttons))
+                texts = []
+        if texts:
+            messages.append((tg.merge_texts(texts), []))
+        return [(text, buttons) for text, buttons in messages if text or buttons]
+
+    async def _send(self, user_id: int | None, chat_id: int, html: str,
+                    markup: InlineKeyboardMarkup | None = None) -> _Sent | None:
+        """One message, split at paragraph boundaries if too long; the keyboard goes on the last part."""
+        parts = tg.split_html(html)
+        last = None
+        for i, part in enumerate(parts):
+            is_last = i == len(parts) - 1
+            sent: Message = await self.sender.call(
+                user_id, "sendMessage", self._bot.send_message, chat_id=chat_id, text=part,
+                parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                reply_markup=markup if is_last else None)
+            last = _Sent(sent.message_id, part)
+        return last
+
+    async def _retire(self, user_id: int, chat_id: int, message_id: int, html: str | None, answer: str | None,
+                      locale: str) -> None:
+        """A keyboard that is no longer live: show the answer under its question, without buttons."""
+        if html and answer:
+            edited = html + "\n\n" + render(locale, "answered", answer=answer)
+            if tg.visible_len(edited) <= tg.MAX_TEXT:
+                try:
+                    await self.sender.call(user_id, "editMessageText", self._bot.edit_message_text,
+                                           chat_id=chat_id, message_id=message_id, text=edited,
+                                           parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+                    return
+                except BadRequest as exc:
+                    log.info("editMessageText of a past question failed: %s", exc.message)
+        try:
+            await self.sender.call(user_id, "editMessageReplyMarkup", self._bot.edit_message_reply_markup,
+                                   chat_id=chat_id, message_id=message_id, reply_markup=None)
+        except BadRequest as exc:
+            # "message is not modified" (no keyboard left) or "message to edit not found": nothing live.
+            log.debug("editMessageReplyMarkup of a past question failed: %s", exc.message)
+
+    async def deliver(self, update: Update, outcome: Outcome, *, answer: str | None = None,
+                      pressed: Message | None = None, extra: dict[str, Any] | None = None,
+                      remember: dict[str, Any] | None = None) -> None:
+        """Send an outcome to the user's private chat. The keyboard sent before is retired when the
+        user answered (`answer`: what they typed or pressed) or when a new keyboard replaces it;
+        a pending /delete confirmation goes with it. `remember` is stored in ui_state afterwards."""
+        if outcome.duplicate:
+            return
+        user_id = update.effective_user.id
+        chat_id = update.effective_chat.id
+        messages = await self._messages(user_id, outcome, extra or {})
+        new_keyboard = any(buttons for _, buttons in messages)
+        ui = await self.storage.ui_state(user_id)
+        live = ui.get("kb")
+        retire = answer is not None or new_keyboard
+        try:
+            if pressed is not None:
+                html = live["html"] if live and live.get("id") == pressed.message_id else \
+                    (pressed.text_html if pressed.text else None)
+                await self._retire(user_id, chat_id, pressed.message_id, html, answer, outcome.locale)
+                if live and live.get("id") == pressed.message_id:
+                    live = None
+            if retire and live:
+                await self._retire(user_id, chat_id, live["id"], live.get("html"),
+                                   answer if pressed is None else None, outcome.locale)
+                live = None
+            for text, buttons in messages:
+                sent = await self._send(user_id, chat_id, text, tg.keyboard(buttons))
+                if buttons and sent:
+                    live = {"id": sent.message_id, "html": sent.html}
+        except UserBlocked:
+            log.info("user blocked the bot; the rest of this turn is not sent")
+        finally:
+            before = dict(ui)
+            ui["kb"] = live
+            if retire or pressed is not None:
+                ui.pop("delete", None)
+            ui.update(remember or {})
+            if ui != before and (before or live or remember):
+                await self.storage.set_ui_state(user_id, ui, self.clock())
+
+    @property
+    def _bot(self):
+        return self._application.bot
+
+    def bind(self, application: Application) -> None:
+        self._application = application
+        self.username = application.bot.username or ""
+
+    # ---- every update first -------------------------------------------------------------
+
+    async def guard(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Groups and channels get a pointer and nothing is stored; a private user who writes
+        again after blocking the bot is messaged again."""
+        chat = update.effective_chat
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            await self.group(update)
+            raise ApplicationHandlerStop
+        user = update.effective_user
+        if chat is not None and user is not None and (update.message or update.callback_query):
+            known = await self.storage.get_user(user.id)
+            if known and known.blocked:
+                await self.storage.set_user(user.id, self.clock(), blocked=False)
+
+    async def group(self, update: Update) -> None:
+        chat = update.effective_chat
+        if update.callback_query:
+            await self._answer_query(update, None)
+            return
+        member = update.my_chat_member
+        if member is not None:
+            if member.new_chat_member.status not in ("member", "administrator"):
+                return
+        elif update.effective_message is None:
+            return
+        text = update.effective_message.text if update.effective_message else None
+        addressed = bool(text and text.startswith("/") and (
+            "@" not in text.split()[0] or text.split()[0].lower().endswith("@" + self.username.lower())))
+        if chat.id in self._pointed and not addressed:
+            return
+        if len(self._pointed) >= POINTED_MAX:
+            self._pointed.clear()
+        self._pointed.add(chat.id)
+        locale = locale_from(self._language(update))
+        markup = None
+        if self.username:
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(
+                plain(render(locale, "btn.open_private")), url=f"https://t.me/{self.username}?start=group")]])
+        try:
+            await self.sender.call(None, "sendMessage", self._bot.send_message, chat_id=chat.id,
+                                   text=render(locale, "group_pointer", username=self.username),
+                                   parse_mode=ParseMode.HTML, reply_markup=markup)
+        except (UserBlocked, BadRequest) as exc:
+            log.info("could not post the private-chat pointer in a group: %s", exc)
+
+    # ---- messages -----------------------------------------------------------------------
+
+    async def text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user_id, language = update.effective_user.id, self._language(update)
+        text = update.message.text
+        case = await self.storage.active_case(user_id)
+        if case is not None and case.status in CLOSED:
+            await self.deliver(update, await self.conversation.add_note(
+                user_id, text, language_code=language, update_id=update.update_id))
+            return
+        outcome = await self.conversation.handle(user_id, Text(text), language_code=language,
+                                                 update_id=update.update_id)
+        await self.deliver(update, outcome, answer=_short(text))
+
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        word, _, args = update.message.text.partition(" ")
+        name, _, addressee = word[1:].partition("@")
+        if addressee and self.username and addressee.lower() != self.username.lower():
+            return
+        name = name.lower()
+        user_id, language = update.effective_user.id, self._language(update)
+        conv = self.conversation
+        if name in ENGINE_COMMANDS:
+            if await self.storage.active_case(user_id) is None:
+                if not await self._seen(update):
+                    await self.deliver(update, Outcome(await conv.locale(user_id, language), [Reply("no_case", {})]))
+                return
+            outcome = await conv.handle(user_id, Command(ENGINE_COMMANDS[name]), language_code=language,
+                                        update_id=update.update_id)
+            await self.deliver(update, outcome)
+            return
+        if await self._seen(update):
+            return
+        if name == "start":
+            await self.deliver(update, await conv.start(user_id, language_code=language))
+        elif name == "new":
+            await self.deliver(update, await conv.new_case(user_id, language_code=language))
+        elif name == "cases":
+            await self.deliver(update, await conv.cases(user_id, language_code=language))
+        elif name == "status":
+            await self.deliver(update, await conv.status(user_id, language_code=language))
+        elif name == "resolved":
+            await self.deliver(update, await conv.resolve_prompt(user_id, language_code=language))
+        elif name == "language":
+            await conv.locale(user_id, language)
+            await self.deliver(update, await conv.set_language(user_id, args))
+        elif name == "delete":
+            await self._ask_delete(update)
+        elif name == "export":
+            await self._export(update)
+        elif name in ("help", "escalate"):
+            locale = await conv.locale(user_id, language)
+            await self.deliver(update, Outcome(locale, [Reply("help_telegram" if name == "help" else "escalate_later",
+                                                              {})]))
+        else:
+            locale = await conv.locale(user_id, language)
+            await self.deliver(update, Outcome(locale, [Reply("err.unknown_command", {})]))
+
+    async def _ask_delete(self, update: Update) -> None:
+        user_id = update.effective_user.id
+        locale = await self.conversation.locale(user_id, self._language(update))
+        nonce = secrets.token_hex(6)
+        reply = Reply("delete_confirm", {}, (Button("delete:yes", "btn.delete_yes"), Button("delete:no", "btn.delete_no")))
+        await self.deliver(update, Outcome(locale, [reply]), extra={"nonce": nonce}, remember={"delete": nonce})
+
+    async def _export(self, update: Update) -> None:
+        user_id, chat_id = update.effective_user.id, update.effective_chat.id
+        conv = self.conversation
+        locale = await conv.locale(user_id, self._language(update))
+        data = await conv.export(user_id)
+        stamp = self.clock().strftime("%Y%m%d-%H%M%S")
+        documents = (
+            (conv.export_json(data), f"refund-advisor-{stamp}.json", "export_json_caption"),
+            (conv.export_markdown(data, locale), f"refund-advisor-{stamp}.md", "export_md_caption"),
+        )
+        try:
+            for content, name, caption in documents:
+                await self.sender.call(user_id, "sendDocument", self._bot.send_document, chat_id=chat_id,
+                                       document=InputFile(content, filename=name), caption=render(locale, caption),
+                                       parse_mode=ParseMode.HTML)
+        except UserBlocked:
+            pass
+
+    async def evidence(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if await self._seen(update):
+            return
+        file_id = None
+        kind = "forward" if message.forward_origin is not None else None
+        for name in EVIDENCE_KINDS:
+            attachment = getattr(message, name, None)
+            if attachment:
+                file_id = attachment[-1].file_id if isinstance(attachment, (tuple, list)) else attachment.file_id
+                kind = kind or name
+                break
+        if kind is None:        # a forwarded message with nothing we keep, cannot happen: forward_origin is set
+            kind = "forward"
+        if file_id is None and kind == "forward":
+            attachment = message.effective_attachment
+            if attachment is not None and not isinstance(attachment, (tuple, list)):
+                file_id = getattr(attachment, "file_id", None)
+        text = message.text or message.caption
+        if kind == "document" and message.document.file_name:
+            text = f"{message.document.file_name}: {text}" if text else message.document.file_name
+        outcome = await self.conversation.add_evidence(update.effective_user.id, kind, file_id=file_id, text=text,
+                                                       language_code=self._language(update))
+        await self.deliver(update, outcome)
+
+    async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.message is None or await self._seen(update):
+            return
+        if update.message.text is None and update.message.caption is None and not update.message.effective_attachment \
+                and (update.message.new_chat_members or update.message.left_chat_member or update.message.pinned_message):
+            return      # service messages
+        locale = await self.conversation.locale(update.effective_user.id, self._language(update))
+        await self.deliver(update, Outcome(locale, [Reply("unsupported", {})]))
+
+    async def edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_user is None or await self._seen(update):
+            return
+        locale = await self.conversation.locale(update.effective_user.id, self._language(update))
+        await self.deliver(update, Outcome(locale, [Reply("edited_ignored", {})]))
+
+    # ---- buttons ------------------------------------------------------------------------
+
+    async def _answer_query(self, update: Update, notice: str | None) -> None:
+        query = update.callback_query
+        try:
+            await self.sender.call(None, "answerCallbackQuery", query.answer, text=notice)
+        except (TelegramError, UserBlocked) as exc:
+            # A query older than about 15 minutes, or answered already (a redelivered update).
+            log.debug("answerCallbackQuery failed: %s", exc)
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        user_id, language = query.from_user.id, self._language(update)
+        claim = tg.parse_data(query.data)
+        pressed = query.message if isinstance(query.message, Message) else None
+        label = tg.label_of(pressed.reply_markup if pressed else None, query.data) or (claim.option if claim else "")
+        handler = {"q": self._press_question, "c": self._press_case, "l": self._press_language,
+                   "r": self._press_outcome, "x": self._press_delete}.get(claim.kind) if claim else None
+        if handler is None or not await handler(update, claim, label, pressed):
+            locale = await self.conversation.locale(user_id, language)
+            await self._answer_query(update, plain(render(locale, "stale_press")))
+
+    async def _press_question(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        user_id = update.effective_user.id
+        case = await self.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id or tg.question_token(case.dialog) != claim.token:
+            return False
+        option = claim.option
+        if option.startswith("#"):
+            state = DialogState.from_dict(case.dialog)
+            options = [b.id for b in engine.ask(self.conversation.graph, state).buttons] + [engine.RESUME, engine.NEW]
+            try:
+                option = options[int(option[1:])]
+            except (ValueError, IndexError):
+                return False
+        await self._answer_query(update, None)
+        outcome = await self.conversation.handle(user_id, Press(option), language_code=self._language(update),
+                                                 update_id=update.update_id)
+        await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    async def _press_case(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        user_id = update.effective_user.id
+        if await self.storage.get_case(user_id, claim.case_id) is None:
+            return False
+        await self._answer_query(update, None)
+        if await self._seen(update):
+            return True
+        outcome = await self.conversation.switch_case(user_id, claim.case_id, language_code=self._language(update))
+        if outcome is not None:
+            await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    async def _press_language(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        if claim.option not in ("en", "zh"):
+            return False
+        await self._answer_query(update, None)
+        if await self._seen(update):
+            return True
+        user_id = update.effective_user.id
+        await self.conversation.locale(user_id, self._language(update))
+        outcome = await self.conversation.set_language(user_id, claim.option)
+        await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    async def _press_outcome(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        user_id = update.effective_user.id
+        case = await self.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id or case.status in CLOSED:
+            return False
+        await self._answer_query(update, None)
+        if await self._seen(update):
+            return True
+        outcome = await self.conversation.resolve(user_id, case.id, claim.option, language_code=self._language(update))
+        if outcome is not None:
+            await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    async def _press_delete(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        user_id, chat_id = update.effective_user.id, update.effective_chat.id
+        ui = await self.storage.ui_state(user_id)
+        if not ui.get("delete") or (claim.option != "no" and claim.option != ui["delete"]):
+            return False
+        locale = await self.conversation.locale(user_id, self._language(update))
+        await self._answer_query(update, None)
+        if claim.option == "no":
+            await self.deliver(update, Outcome(locale, [Reply("delete_kept", {})]), answer=label, pressed=pressed)
+            return True
+        await self.storage.delete_user(user_id)
+        # Nothing is written from here on: the user has no row left.
+        try:
+            if pressed is not None:
+                await self.sender.call(None, "editMessageText", self._bot.edit_message_text, chat_id=chat_id,
+                                       message_id=pressed.message_id, text=render(locale, "deleted"),
+                                       parse_mode=ParseMode.HTML)
+            else:
+                await self.sender.call(None, "sendMessage", self._bot.send_message, chat_id=chat_id,
+                                       text=render(locale, "deleted"), parse_mode=ParseMode.HTML)
+        except (BadRequest, UserBlocked) as exc:
+            log.info("could not confirm the erasure: %s", exc)
+        return True
+
+    # ---- other updates ------------------------------------------------------------------
+
+    async def membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A private chat's user blocked (kicked) or unblocked the bot."""
+        member = update.my_chat_member
+        status = member.new_chat_member.status
+        if status == "kicked":
+            await self.storage.set_user(member.from_user.id, self.clock(), blocked=True)
+        elif status == "member":
+            await self.storage.set_user(member.from_user.id, self.clock(), blocked=False)
+
+    async def inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Inline mode is not offered: an empty answer with a button to a private chat."""
+        locale = locale_from(self._language(update))
+        button = InlineQueryResultsButton(plain(render(locale, "inline_button")), start_parameter="inline")
+        try:
+            await self.sender.call(None, "answerInlineQuery", update.inline_query.answer, results=[],
+                                   button=button, cache_time=300, is_personal=True)
+        except (TelegramError, UserBlocked) as exc:
+            log.info("answerInlineQuery failed: %s", exc)
+
+    async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("error while handling an update", exc_info=context.error)
+        if not isinstance(update, Update) or update.effective_chat is None \
+                or update.effective_chat.type != ChatType.PRIVATE:
+            return
+        if update.callback_query:
+            await self._answer_query(update, None)
+        try:
+            locale = locale_from(self._language(update))
+            await self.sender.call(update.effective_user.id if update.effective_user else None, "sendMessage",
+                                   self._bot.send_message, chat_id=update.effective_chat.id,
+                                   text=render(locale, "error_generic"), parse_mode=ParseMode.HTML)
+        except Exception as exc:     # the error handler must not fail in its turn
+            log.info("could not tell the user about the error: %s", exc)

@@ -1,0 +1,244 @@
+"""`refund-advisor run`: the advisor on Telegram, long polling.
+
+`run_polling(config)` is what the command line calls; `serve(config, stop)` is the same bot for
+any event loop (the tests run it in-process against a Bot API emulation). Start-up: open the
+database, getMe (a rejected token stops here), setMyCommands in English and Chinese, then poll.
+A stop (SIGTERM, SIGINT, or `stop` set) finishes the update in hand, stops polling and closes
+the database: every turn is one transaction, so nothing is half-written.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import sys
+from datetime import datetime
+from typing import Callable
+
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, SimpleUpdateProcessor
+
+from bot.config import Config
+from bot.conversation import Conversation
+from bot.storage import Storage
+from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.sender import Sender
+from messages import plain, render
+
+log = logging.getLogger("bot.telegram")
+EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
+POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
+_TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
+
+
+# ---- keeping the token out of every log line -------------------------------------------------
+
+class _Scrubber:
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return _TOKEN_SHAPE.sub("<token>", text)
+
+
+scrub = _Scrubber()
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    """Every log record, from any library, has the token replaced in its message."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:         # a malformed record: leave it to logging's own error path
+            return record
+        cleaned = scrub(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    """Tracebacks too (exception texts may quote URLs with the token)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def protect_token(token: str) -> None:
+    scrub.secrets.add(token)
+    _install_record_factory()
+    # httpx logs every request URL (which holds the token) at INFO.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def configure_logging(token: str | None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if token:
+        protect_token(token)
+
+
+# ---- the application ---------------------------------------------------------------------------
+
+def _file_url(base_url: str) -> str:
+    return base_url[: -len("bot")] + "file/bot" if base_url.endswith("/bot") else base_url.rstrip("/") + "/file/bot"
+
+
+class _Sequential(SimpleUpdateProcessor):
+    """One update at a time (a user's turns stay in order); `done` hears of each finished update."""
+    __slots__ = ("done",)
+
+    def __init__(self, done: Callable[[object], None] | None = None):
+        super().__init__(max_concurrent_updates=1)
+        self.done = done
+
+    async def do_process_update(self, update: object, coroutine) -> None:
+        try:
+            await coroutine
+        finally:
+            if self.done is not None:
+                self.done(update)
+
+
+def build_application(config: Config, done: Callable[[object], None] | None = None) -> Application:
+    return (ApplicationBuilder()
+            .concurrent_updates(_Sequential(done))
+            .token(config.token)
+            .base_url(config.api_base_url)
+            .base_file_url(_file_url(config.api_base_url))
+            .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
+            .get_updates_read_timeout(POLL_TIMEOUT + 10)
+            .build())
+
+
+async def set_commands(app: Application) -> None:
+    for locale, language_code in (("en", None), ("zh", "zh")):
+        commands = [BotCommand(name, plain(render(locale, f"cmd.{name}"))) for name in COMMANDS]
+        await app.bot.set_my_commands(commands, language_code=language_code)
+
+
+class TelegramBot:
+    """The running bot: database, Application, handlers. `start()` then `stop()`."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None,
+                 poll_timeout: float = POLL_TIMEOUT, on_update_done: Callable[[object], None] | None = None):
+        if not config.token:
+            raise ValueError("no token")
+        self.config = config
+        self.clock = clock
+        self.poll_timeout = poll_timeout
+        self.on_update_done = on_update_done
+        self.storage: Storage | None = None
+        self.app: Application | None = None
+
+    async def start(self) -> None:
+        protect_token(self.config.token)
+        self.storage = await Storage.open(self.config.db_path)
+        try:
+            self.app = build_application(self.config, self.on_update_done)
+            conversation = Conversation(self.storage, clock=self.clock)
+            sender = Sender(self.storage, clock=self.clock)
+            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock)
+            shell.register(self.app)
+            try:
+                await self.app.initialize()          # getMe: a rejected token raises InvalidToken
+            except BaseException:
+                await self.app.bot.shutdown()
+                raise
+            shell.bind(self.app)
+            try:
+                await set_commands(self.app)
+            except TelegramError as exc:
+                log.warning("setMyCommands failed (the command menu may be out of date): %s", exc)
+            await self.app.start()
+            await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
+            log.info("polling as @%s", self.app.bot.username)
+        except BaseException:
+            await self._close()
+            raise
+
+    async def stop(self) -> None:
+        try:
+            if self.app is not None:
+                if self.app.updater and self.app.updater.running:
+                    await self.app.updater.stop()
+                if self.app.running:
+                    await self.app.stop()      # finishes the updates already fetched
+        finally:
+            await self._close()
+        log.info("stopped")
+
+    async def _close(self) -> None:
+        try:
+            if self.app is not None and not self.app.running:
+                await self.app.shutdown()
+        finally:
+            if self.storage is not None:
+                await self.storage.close()
+                self.storage = None
+
+
+def _say(message: str) -> None:
+    print(f"refund-advisor: {scrub(message)}", file=sys.stderr)
+
+
+async def serve(config: Config, stop: asyncio.Event, *, clock: Callable[[], datetime] | None = None,
+                poll_timeout: float = POLL_TIMEOUT, ready: Callable[["TelegramBot"], None] | None = None,
+                on_update_done: Callable[[object], None] | None = None) -> int:
+    """Run the bot until `stop` is set; the exit code. A StorageError propagates (exit 2 in the CLI)."""
+    if not config.token:
+        _say("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token")
+        return EXIT_USAGE
+    bot = TelegramBot(config, clock=clock, poll_timeout=poll_timeout, on_update_done=on_update_done)
+    try:
+        await bot.start()
+    except InvalidToken:
+        # The exception's text quotes the token: never print it.
+        _say("the Bot API rejected the token (401 Unauthorized on getMe): check TELEGRAM_BOT_TOKEN")
+        return EXIT_USAGE
+    except NetworkError as exc:
+        _say(f"cannot reach the Bot API at {config.api_base_url}: {exc.message}")
+        return EXIT_UNAVAILABLE
+    if ready is not None:
+        ready(bot)
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()
+    return EXIT_OK
+
+
+def run_polling(config: Config) -> int:
+    """`refund-advisor run`: until SIGTERM or SIGINT. Returns the exit code."""
+    if not config.token:
+        _say("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token")
+        return EXIT_USAGE
+    configure_logging(config.token)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await serve(config, stop)
+
+    return asyncio.run(main())
