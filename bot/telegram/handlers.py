@@ -398,6 +398,8 @@ class TelegramShell:
         label = tg.label_of(pressed.reply_markup if pressed else None, query.data) or (claim.option if claim else "")
         handler = {"q": self._press_question, "c": self._press_case, "l": self._press_language,
                    "r": self._press_outcome, "x": self._press_delete}.get(claim.kind) if claim else None
+        if update.effective_chat is None:       # a button of a message sent in inline mode: none are ours
+            handler = None
         if handler is None or not await handler(update, claim, label, pressed):
             locale = await self.conversation.locale(user_id, language)
             await self._answer_query(update, plain(render(locale, "stale_press")))

@@ -1,0 +1,164 @@
+"""End to end on Telegram: the command menu and every command, in en and zh."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bot.telegram.handlers import COMMANDS
+from telegram_harness import buttons_of, h, live_keyboards, option_data, question_of  # noqa: F401
+
+ANN, BOB = 1001, 1002
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def answer(h, user, option: str) -> list[dict]:
+    message = [m for m in h.emu.messages(user.id) if question_of(m)][-1]
+    _, messages = await h.press(user, message, option_data(message, option))
+    return messages
+
+
+async def test_the_command_menu_is_set_in_english_and_chinese(h):
+    english = h.emu.commands(None, "")
+    chinese = h.emu.commands(None, "zh")
+    assert [c["command"] for c in english] == list(COMMANDS) == [c["command"] for c in chinese]
+    assert all(not CJK.search(c["description"]) for c in english if c["command"] != "language")
+    assert all(CJK.search(c["description"]) for c in chinese)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_status_shows_facts_timeline_and_the_open_question(h, lang):
+    user = h.emu.user(ANN, language_code=lang)
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    await answer(h, user, "goods")
+    messages = await h.command(user, "/status")
+    text = messages[0]["text"]
+    assert "#1" in text and ("Mainland China" in text if lang == "en" else "中国大陆" in text)
+    assert ("Timeline" if lang == "en" else "时间线") in text
+    assert question_of(messages[-1]) == "merchant"
+    assert len(live_keyboards(h.emu, ANN)) == 1, "the question asked before /status is retired"
+    # After the advice, /status shows the advice again.
+    messages = await h.say(user, "Amazon")
+    for option in ("credit_card", "_skip", "yesterday", "non_delivery", "_skip", "no", "_skip", "_yes"):
+        messages = await answer(h, user, option)
+    assert h.active_case(ANN)["status"] == "advised"
+    status = await h.command(user, "/status")
+    assert not any(m.get("reply_markup") for m in status)
+    text = "\n".join(m["text"] for m in status)     # the status and the advice (split if too long)
+    assert ("advice given" in text) if lang == "en" else ("已给出建议" in text)
+    assert ("What to do next" in text) if lang == "en" else ("接下来怎么做" in text)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_switching_cases(h, lang):
+    user = h.emu.user(ANN, language_code=lang)
+    await h.command(user, "/start")
+    await answer(h, user, "US")                                  # case 1 now asks purchase_type
+    opened = await h.command(user, "/new")
+    assert "#2" in opened[0]["text"] and question_of(opened[-1]) == "jurisdiction"
+    case_two_question = opened[-1]
+    await answer(h, user, "UK")                                  # case 2 now asks purchase_type
+    listed = await h.command(user, "/cases")
+    text = listed[-1]["text"]
+    assert "#1" in text and "#2" in text
+    labels = buttons_of(listed[-1])
+    assert list(labels.values()) == ["c:1"], "one button per other case"
+    _, switched = await h.press(user, listed[-1], "c:1")
+    assert "#1" in switched[0]["text"] and question_of(switched[-1]) == "purchase_type"
+    assert h.active_case(ANN)["id"] == 1
+    # A button of case 2 pressed now is stale: case 1 is the active one.
+    answer_, _ = await h.press(user, case_two_question, option_data(case_two_question, "EU"), force=True)
+    assert answer_["text"]
+    await answer(h, user, "software")
+    assert h.active_case(ANN)["dialog"]["slots"] == {"jurisdiction": "US", "purchase_type": "software"}
+    case_two = json.loads(h.rows("SELECT dialog FROM cases WHERE id = 2")[0][0])
+    assert case_two["slots"] == {"jurisdiction": "UK"}
+    assert len(live_keyboards(h.emu, ANN)) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_export_sends_a_json_and_a_markdown_document(h, lang):
+    user = h.emu.user(ANN, language_code=lang)
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    await h.send(user, user.send_photo(caption="receipt <b>1</b>"))
+    documents = await h.command(user, "/export")
+    assert [m["document"]["file_name"].rsplit(".", 1)[1] for m in documents] == ["json", "md"]
+    data = json.loads(documents[0]["file_data"])
+    (case,) = data["cases"]
+    assert case["facts"] == {"jurisdiction": "CN"}
+    assert case["evidence"][0]["kind"] == "photo" and case["evidence"][0]["text"] == "receipt <b>1</b>"
+    assert [e["kind"] for e in case["timeline"]][:1] == ["opened"]
+    markdown = documents[1]["file_data"].decode("utf-8")
+    assert markdown.startswith("# " + ("Refund advisor" if lang == "en" else "退款助手"))
+    assert ("Mainland China" if lang == "en" else "中国大陆") in markdown and "receipt <b>1</b>" in markdown
+    assert all(m["caption"] for m in documents)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_delete_after_confirmation_leaves_no_row(h, lang):
+    user, other = h.emu.user(ANN, language_code=lang), h.emu.user(BOB)
+    await h.command(other, "/start")
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    await h.send(user, user.send_document(caption="invoice"))
+    asked = await h.command(user, "/delete")
+    erase, keep = buttons_of(asked[-1]).values()
+    assert erase.startswith("x:") and keep == "x:no"
+    _, kept = await h.press(user, asked[-1], keep)
+    assert kept and await h.bot.storage.count_rows(ANN) > 0
+    # The first confirmation cannot be used any more.
+    notice, _ = await h.press(user, asked[-1], erase, force=True)
+    assert notice["text"] and await h.bot.storage.count_rows(ANN) > 0
+    asked = await h.command(user, "/delete")
+    _, after = await h.press(user, asked[-1], list(buttons_of(asked[-1]).values())[0])
+    assert await h.bot.storage.count_rows(ANN) == 0
+    assert h.count_rows(ANN) == 0 and h.rows("SELECT COUNT(*) FROM evidence")[0][0] == 0
+    confirmation = h.emu.message(ANN, asked[-1]["message_id"])
+    assert confirmation["edited"] and not confirmation.get("reply_markup")
+    assert await h.bot.storage.count_rows(BOB) > 0, "other users keep their data"
+    # Writing again starts from scratch.
+    again = await h.command(user, "/start")
+    assert question_of(again[-1]) == "jurisdiction" and h.active_case(ANN)["id"] == 3
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_resolved_closes_the_case_with_its_outcome(h, lang):
+    user = h.emu.user(ANN, language_code=lang)
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    asked = await h.command(user, "/resolved")
+    assert list(buttons_of(asked[-1]).values()) == ["r:1:refunded", "r:1:partial", "r:1:none"]
+    _, done = await h.press(user, asked[-1], "r:1:partial")
+    assert h.active_case(ANN)["status"] == "resolved"
+    assert h.rows("SELECT data FROM case_events WHERE kind = 'resolved'") == [('{"outcome": "partial"}',)]
+    again, _ = await h.press(user, asked[-1], "r:1:none", force=True)
+    assert again["text"] and h.active_case(ANN)["status"] == "resolved"
+    noted = await h.say(user, "they paid half")
+    assert "#1" in noted[0]["text"] and h.active_case(ANN)["status"] == "resolved"
+    assert h.rows("SELECT COUNT(*) FROM case_events WHERE kind = 'note'")[0][0] == 1
+
+
+async def test_language_cancel_help_escalate_and_unknown_commands(h):
+    user = h.emu.user(ANN, language_code="en")
+    await h.command(user, "/start")
+    chooser = await h.command(user, "/language")
+    _, switched = await h.press(user, chooser[-1], "l:zh")
+    assert CJK.search(switched[-1]["text"])
+    helped = await h.command(user, "/help")
+    assert "/delete" in helped[0]["text"] and CJK.search(helped[0]["text"])
+    english = await h.command(user, "/language", "en")
+    assert not CJK.search(english[0]["text"])
+    escalate = await h.command(user, "/escalate")
+    assert "later version" in escalate[0]["text"] and "/status" in escalate[0]["text"]
+    paused = await h.command(user, "/cancel")
+    assert "Paused" in paused[0]["text"] and h.active_case(ANN)["dialog"]["paused"]
+    offer = await h.say(user, "hello?")
+    resume = option_data(offer[-1], "_resume")
+    _, resumed = await h.press(user, offer[-1], resume)
+    assert question_of(resumed[-1]) == "jurisdiction" and not h.active_case(ANN)["dialog"]["paused"]
+    unknown = await h.command(user, "/frobnicate")
+    assert "/help" in unknown[0]["text"]
+    assert len(live_keyboards(h.emu, ANN)) == 1
