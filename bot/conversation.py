@@ -291,3 +291,11 @@ class Conversation:
                 lines.append(f"- {t('export.none')}")
             lines.append("")
         return ("\n".join(lines).rstrip() + "\n").encode("utf-8")
+
+    async def open_question(self, user_id: int) -> list[Reply]:
+        """The question open in the active case, to ask again after an aside (language, /delete kept)."""
+        case = await self.storage.active_case(user_id)
+        if case is None or case.status != "intake":
+            return []
+        state = DialogState.from_dict(case.dialog)
+        return [] if state.paused else [engine.ask(self.graph, state)]

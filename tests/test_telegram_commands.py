@@ -128,7 +128,7 @@ async def test_delete_after_confirmation_leaves_no_row(h, lang):
 async def test_resolved_closes_the_case_with_its_outcome(h, lang):
     user = h.emu.user(ANN, language_code=lang)
     await h.command(user, "/start")
-    await answer(h, user, "CN")
+    question = (await answer(h, user, "CN"))[-1]
     asked = await h.command(user, "/resolved")
     assert list(buttons_of(asked[-1]).values()) == ["r:1:refunded", "r:1:partial", "r:1:none"]
     _, done = await h.press(user, asked[-1], "r:1:partial")
@@ -136,6 +136,9 @@ async def test_resolved_closes_the_case_with_its_outcome(h, lang):
     assert h.rows("SELECT data FROM case_events WHERE kind = 'resolved'") == [('{"outcome": "partial"}',)]
     again, _ = await h.press(user, asked[-1], "r:1:none", force=True)
     assert again["text"] and h.active_case(ANN)["status"] == "resolved"
+    # The question open when the case was closed answers no more.
+    late, _ = await h.press(user, question, option_data(question, "goods"), force=True)
+    assert late["text"] and "purchase_type" not in h.active_case(ANN)["dialog"]["slots"]
     noted = await h.say(user, "they paid half")
     assert "#1" in noted[0]["text"] and h.active_case(ANN)["status"] == "resolved"
     assert h.rows("SELECT COUNT(*) FROM case_events WHERE kind = 'note'")[0][0] == 1
@@ -161,4 +164,32 @@ async def test_language_cancel_help_escalate_and_unknown_commands(h):
     assert question_of(resumed[-1]) == "jurisdiction" and not h.active_case(ANN)["dialog"]["paused"]
     unknown = await h.command(user, "/frobnicate")
     assert "/help" in unknown[0]["text"]
+    assert len(live_keyboards(h.emu, ANN)) == 1
+
+
+async def test_a_long_reply_is_split_with_the_buttons_on_the_last_part(h, monkeypatch):
+    from bot.telegram import render as tg
+    monkeypatch.setattr(tg, "MAX_TEXT", 120)
+    user = h.emu.user(ANN, language_code="en")
+    parts = await h.command(user, "/start")
+    assert len(parts) >= 3
+    assert all(len(m["text"]) <= 120 for m in parts)
+    assert [bool(m.get("reply_markup")) for m in parts] == [False] * (len(parts) - 1) + [True]
+    assert parts[0]["text"].startswith("Hello!") and parts[-1]["text"].endswith("depend on it.")
+    _, asked = await h.press(user, parts[-1], option_data(parts[-1], "UK"))
+    assert question_of(asked[-1]) == "purchase_type"
+    assert h.emu.message(ANN, parts[-1]["message_id"])["text"].endswith("✔️ United Kingdom")
+
+
+async def test_after_choosing_a_language_or_keeping_data_the_open_question_is_asked_again(h):
+    user = h.emu.user(ANN, language_code="en")
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    chooser = await h.command(user, "/language")
+    assert [m["message_id"] for m in live_keyboards(h.emu, ANN)] == [chooser[-1]["message_id"]]
+    _, switched = await h.press(user, chooser[-1], "l:zh")
+    assert question_of(switched[-1]) == "purchase_type" and CJK.search(switched[-1]["text"])
+    asked = await h.command(user, "/delete")
+    _, kept = await h.press(user, asked[-1], "x:no")
+    assert question_of(kept[-1]) == "purchase_type"
     assert len(live_keyboards(h.emu, ANN)) == 1

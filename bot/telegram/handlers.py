@@ -131,7 +131,7 @@ class TelegramShell:
     async def _send(self, user_id: int | None, chat_id: int, html: str,
                     markup: InlineKeyboardMarkup | None = None) -> _Sent | None:
         """One message, split at paragraph boundaries if too long; the keyboard goes on the last part."""
-        parts = tg.split_html(html)
+        parts = tg.split_html(html, tg.MAX_TEXT)
         last = None
         for i, part in enumerate(parts):
             is_last = i == len(parts) - 1
@@ -302,7 +302,10 @@ class TelegramShell:
             await self.deliver(update, await conv.resolve_prompt(user_id, language_code=language))
         elif name == "language":
             await conv.locale(user_id, language)
-            await self.deliver(update, await conv.set_language(user_id, args))
+            outcome = await conv.set_language(user_id, args)
+            if outcome.replies and outcome.replies[0].key == "language_set":
+                outcome.replies += await conv.open_question(user_id)
+            await self.deliver(update, outcome)
         elif name == "delete":
             await self._ask_delete(update)
         elif name == "export":
@@ -410,6 +413,8 @@ class TelegramShell:
         if case is None or case.id != claim.case_id or tg.question_token(case.dialog) != claim.token:
             return False
         option = claim.option
+        if case.status in CLOSED and option != engine.NEW:     # a closed case answers no more questions
+            return False
         if option.startswith("#"):
             state = DialogState.from_dict(case.dialog)
             options = [b.id for b in engine.ask(self.conversation.graph, state).buttons] + [engine.RESUME, engine.NEW]
@@ -444,6 +449,7 @@ class TelegramShell:
         user_id = update.effective_user.id
         await self.conversation.locale(user_id, self._language(update))
         outcome = await self.conversation.set_language(user_id, claim.option)
+        outcome.replies += await self.conversation.open_question(user_id)
         await self.deliver(update, outcome, answer=label, pressed=pressed)
         return True
 
@@ -468,7 +474,8 @@ class TelegramShell:
         locale = await self.conversation.locale(user_id, self._language(update))
         await self._answer_query(update, None)
         if claim.option == "no":
-            await self.deliver(update, Outcome(locale, [Reply("delete_kept", {})]), answer=label, pressed=pressed)
+            replies = [Reply("delete_kept", {}), *await self.conversation.open_question(user_id)]
+            await self.deliver(update, Outcome(locale, replies), answer=label, pressed=pressed)
             return True
         await self.storage.delete_user(user_id)
         # Nothing is written from here on: the user has no row left.
