@@ -193,3 +193,16 @@ async def test_after_choosing_a_language_or_keeping_data_the_open_question_is_as
     _, kept = await h.press(user, asked[-1], "x:no")
     assert question_of(kept[-1]) == "purchase_type"
     assert len(live_keyboards(h.emu, ANN)) == 1
+
+
+async def test_typing_an_answer_retires_a_menu_without_writing_the_answer_under_it(h):
+    user = h.emu.user(ANN, language_code="en")
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    await h.command(user, "/new")
+    listed = await h.command(user, "/cases")
+    assert live_keyboards(h.emu, ANN)[0]["message_id"] == listed[-1]["message_id"]
+    asked = await h.say(user, "UK")
+    assert question_of(asked[-1]) == "purchase_type"
+    menu = h.emu.message(ANN, listed[-1]["message_id"])
+    assert not menu.get("reply_markup") and "✔️" not in menu["text"]

@@ -216,3 +216,24 @@ async def test_other_updates_are_handled_without_errors(h):
     assert failed == [("answerCallbackQuery", "4299")]
     h.emu.reset_stats()
     assert h.active_case(ANN)["dialog"]["node"] == "jurisdiction"
+
+
+async def test_an_update_redelivered_after_a_crash_before_the_reply_gets_the_open_question(h):
+    ann = h.emu.user(ANN, language_code="en")
+    await h.command(ann, "/start")
+    update = ann.send("United States")
+    await h.done(update)
+    assert h.active_case(ANN)["dialog"]["node"] == "purchase_type"
+    # As if the bot had died after saving the answer and before its reply went out.
+    ui = json.loads(h.rows("SELECT data FROM dialog_state WHERE user_id = ?", ANN)[0][0])
+    ui["done"] = update["update_id"] - 1
+    with h.db() as db:
+        db.execute("UPDATE dialog_state SET data = ? WHERE user_id = ?", (json.dumps(ui), ANN))
+    sent = len(h.emu.messages(ANN))
+    h.emu.redeliver(update)
+    after = ann.send_command("/help")
+    await h.done(after)
+    messages = h.emu.messages(ANN)[sent:]
+    assert [question_of(m) for m in messages][:1] == ["purchase_type"], "the open question, asked again"
+    assert timeline(h, 1).count("answer") == 1, "the answer is not recorded twice"
+    assert len(live_keyboards(h.emu, ANN)) == 1

@@ -168,13 +168,19 @@ class TelegramShell:
         """Send an outcome to the user's private chat. The keyboard sent before is retired when the
         user answered (`answer`: what they typed or pressed) or when a new keyboard replaces it;
         a pending /delete confirmation goes with it. `remember` is stored in ui_state afterwards."""
-        if outcome.duplicate:
-            return
         user_id = update.effective_user.id
         chat_id = update.effective_chat.id
+        ui = await self.storage.ui_state(user_id)
+        original = dict(ui)
+        if outcome.duplicate:
+            # Acted on already. If its replies never left (the bot died in between: Telegram then
+            # delivers the update again), ask the open question again so the user can go on.
+            if update.update_id <= ui.get("done", 0):
+                return
+            outcome = Outcome(outcome.locale, await self.conversation.open_question(user_id))
+            answer = pressed = None
         messages = await self._messages(user_id, outcome, extra or {})
         new_keyboard = any(buttons for _, buttons in messages)
-        ui = await self.storage.ui_state(user_id)
         live = ui.get("kb")
         retire = answer is not None or new_keyboard
         try:
@@ -185,22 +191,24 @@ class TelegramShell:
                 if live and live.get("id") == pressed.message_id:
                     live = None
             if retire and live:
-                await self._retire(user_id, chat_id, live["id"], live.get("html"),
-                                   answer if pressed is None else None, outcome.locale)
+                # A typed answer is shown under the question it answers, not under a list or a menu.
+                shown = answer if pressed is None and live.get("q") else None
+                await self._retire(user_id, chat_id, live["id"], live.get("html"), shown, outcome.locale)
                 live = None
             for text, buttons in messages:
                 sent = await self._send(user_id, chat_id, text, tg.keyboard(buttons))
                 if buttons and sent:
-                    live = {"id": sent.message_id, "html": sent.html}
+                    live = {"id": sent.message_id, "html": sent.html,
+                            "q": any(data.startswith("q:") for _, _, data in buttons)}
+            ui["done"] = max(ui.get("done", 0), update.update_id)     # this update's replies are out
         except UserBlocked:
             log.info("user blocked the bot; the rest of this turn is not sent")
         finally:
-            before = dict(ui)
             ui["kb"] = live
             if retire or pressed is not None:
                 ui.pop("delete", None)
             ui.update(remember or {})
-            if ui != before and (before or live or remember):
+            if ui != original:
                 await self.storage.set_ui_state(user_id, ui, self.clock())
 
     @property
