@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-
-import pytest
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 try:  # tests/ may or may not be a package
     from tests.botapi import BotApiEmulator

@@ -237,3 +237,14 @@ async def test_an_update_redelivered_after_a_crash_before_the_reply_gets_the_ope
     assert [question_of(m) for m in messages][:1] == ["purchase_type"], "the open question, asked again"
     assert timeline(h, 1).count("answer") == 1, "the answer is not recorded twice"
     assert len(live_keyboards(h.emu, ANN)) == 1
+
+
+async def test_a_burst_over_the_flood_limit_reaches_everyone(h):
+    h.emu.enforce_rate_limit(per_second=8)
+    users = [h.emu.user(5000 + i, language_code="zh" if i % 2 else "en") for i in range(12)]
+    updates = [u.send_command("/start") for u in users]
+    for update in updates:
+        await h.done(update)
+    for user in users:
+        assert [question_of(m) for m in h.emu.messages(user.id)] == ["jurisdiction"]
+    assert h.emu.stats.rate_limited >= 1, "the emulator's limit was hit, and the sends were retried"
