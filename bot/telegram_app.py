@@ -13,12 +13,14 @@ import logging
 import re
 import signal
 import sys
+import warnings
 from datetime import datetime
 from typing import Callable
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, SimpleUpdateProcessor
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config
 from bot.conversation import Conversation
@@ -93,6 +95,8 @@ def configure_logging(token: str | None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # python-telegram-bot warns about its own RetryAfter.retry_after type change on every 429.
+    warnings.filterwarnings("ignore", message=r".*`retry_after` will be of type", category=PTBDeprecationWarning)
     if token:
         protect_token(token)
 

@@ -9,6 +9,9 @@ import pytest
 
 from telegram_harness import buttons_of, h, live_keyboards, option_data, question_of  # noqa: F401
 
+# python-telegram-bot's own notice about RetryAfter.retry_after's future type, raised on every 429
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+
 ANN, BOB = 1001, 1002
 GROUP = -1001234567890
 
