@@ -124,7 +124,8 @@ class Conversation:
         if case.status == "intake":
             return Outcome(locale, [Reply("resume_offer", {"case_id": case.id, "facts": engine.facts(self.graph, state.slots)},
                                           (Button(RESUME, "btn.resume"), Button(NEW, "btn.new")))], case.id)
-        return Outcome(locale, [Reply("welcome_back", {"case_id": case.id, "category": case.category or "other"},
+        return Outcome(locale, [Reply("welcome_back", {"case_id": case.id, "category": case.category or "other",
+                                                       "status": case.status},
                                       (Button(NEW, "btn.new"),))], case.id)
 
     async def new_case(self, user_id: int, *, language_code: str | None = None) -> Outcome:
@@ -160,6 +161,7 @@ class Conversation:
             locale = await self.locale(user_id)
             return Outcome(locale, [Reply("language_choose", {}, (Button("lang:en", "btn.lang_en"),
                                                                    Button("lang:zh", "btn.lang_zh")))])
+        await self.storage.ensure_user(user_id, self._now())
         await self.storage.set_user(user_id, self._now(), language=language)
         return Outcome(language, [Reply("language_set", {})])
 

@@ -43,6 +43,11 @@ def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
     return [p for p in phrases if p and _phrase_pattern(p).search(norm)]
 
 
+def phrase_spans(norm_text: str, phrases: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the phrases occur in an already normalized text, as (start, end) pairs."""
+    return [m.span() for p in phrases if p for m in _phrase_pattern(p).finditer(norm_text)]
+
+
 def match_words(text: str, words: Iterable[str]) -> bool:
     norm = normalize(text)
     return bool(norm) and any(norm == normalize(w) for w in words)

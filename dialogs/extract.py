@@ -6,11 +6,11 @@ from datetime import date
 from typing import Any, Mapping
 
 from dialogs.amounts import find_amounts
-from dialogs.answers import find_phrases, normalize, unique_option
+from dialogs.answers import find_phrases, normalize, phrase_spans, unique_option
 from dialogs.dates import find_dates
 from dialogs.graph import Graph
 
-_CUE_WINDOW = 12  # characters around a date searched for cues like 买 / bought
+_CLAUSE_END = re.compile(r"[。！？；;!?\n]|[.,，、](?=\s|$)|，")
 _MERCHANT_PATTERNS = (
     re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
     re.compile(r"\b(?:from|at|on|with)\s+([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*){0,2})"),
@@ -28,18 +28,38 @@ def _choice_slots(graph: Graph, text: str) -> dict[str, Any]:
     return found
 
 
+def _date_slot(graph: Graph, clause: str, at: int, end: int, taken: dict[str, str]) -> str | None:
+    """The slot a date fills, from the cue nearest to it in its clause: before it first
+    ("broke on 5 Nov"), else after it ("11月5日买的")."""
+    free = [s for s in ("contact_date", "problem_date", "purchase_date") if s not in taken]
+    before = {s: max((e for _, e in phrase_spans(clause[:at], graph.story_cues.get(s, ()))), default=-1) for s in free}
+    best = max(free, key=lambda s: before[s], default=None)
+    if best is not None and before[best] >= 0:
+        return best
+    after = {s: min((b for b, _ in phrase_spans(clause[end:], graph.story_cues.get(s, ()))), default=10**9)
+             for s in free}
+    best = min(free, key=lambda s: after[s], default=None)
+    if best is not None and after[best] < 10**9:
+        return best
+    # A date with no cue is the purchase date first, then the problem date.
+    return next((s for s in ("purchase_date", "problem_date") if s not in taken), None)
+
+
 def _classify_dates(graph: Graph, text: str, today: date) -> dict[str, str]:
     dates = [(m, d) for m, d in find_dates(text, today) if d <= today]
     found: dict[str, str] = {}
     norm = normalize(text)
-    cue_slots = ("contact_date", "problem_date", "purchase_date")
+    cursor = 0
     for matched, day in dates:
-        at = norm.find(normalize(matched))
-        window = norm[max(0, at - _CUE_WINDOW): at + len(matched) + _CUE_WINDOW] if at >= 0 else ""
-        slot = next((s for s in cue_slots if s not in found and find_phrases(window, graph.story_cues.get(s, ()))), None)
-        if slot is None:
-            # A date with no cue is the purchase date first, then the problem date.
-            slot = next((s for s in ("purchase_date", "problem_date") if s not in found), None)
+        needle = normalize(matched)
+        at = norm.find(needle, cursor)
+        if at < 0:
+            continue
+        cursor = at + len(needle)
+        start = max((m.end() for m in _CLAUSE_END.finditer(norm, 0, at)), default=0)
+        stop = _CLAUSE_END.search(norm, cursor)
+        clause = norm[start: stop.start() if stop else len(norm)]
+        slot = _date_slot(graph, clause, at - start, cursor - start, found)
         if slot:
             found[slot] = day.isoformat()
     purchase, problem = found.get("purchase_date"), found.get("problem_date")

@@ -251,3 +251,16 @@ def test_state_round_trips_through_json():
     import json
     state = complete().state
     assert DialogState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("It stopped working on 10 November. I emailed them on 12 November",
+     {"problem_date": "2026-11-10", "contact_date": "2026-11-12"}),
+    ("I bought it on 3 Oct 2026 and it broke 2 days ago", {"purchase_date": "2026-10-03", "problem_date": "2026-11-20"}),
+    ("我10月3日在淘宝买了会员，11月5日开始说系统维护", {"purchase_date": "2026-10-03", "problem_date": "2026-11-05"}),
+    ("10月3日买的，11月5日联系了客服", {"purchase_date": "2026-10-03", "contact_date": "2026-11-05"}),
+])
+def test_story_dates_go_to_the_question_their_words_name(text, expected):
+    from dialogs.extract import mine
+    found = mine(load(), text, NOW.date())
+    assert {k: v for k, v in found.items() if k.endswith("_date")} == expected

@@ -1,0 +1,85 @@
+"""`refund-advisor chat` end to end: a real subprocess, answers on stdin, a real SQLite file."""
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def chat(db: Path, lines, *args):
+    env = dict(os.environ, REFUND_ADVISOR_DB=str(db), PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "bot.cli", "chat", *args], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, encoding="utf-8", env=env, timeout=60)
+
+
+def test_a_complete_conversation_in_english(tmp_path):
+    db = tmp_path / "en.db"
+    out = chat(db, [
+        "4",                      # United States (numbered option)
+        "software licence",
+        "Acme Soft",
+        "credit card",
+        "$49.99",
+        "2026-10-03",
+        "it is broken",
+        "2026-10-05",
+        "yes",
+        "2026-10-06",
+        "they refused",
+        "The licence key never activated and support said no refund.",
+        "1",                      # That's right
+    ], "--lang", "en")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "Where do you live?" in text
+    assert "Defect" in text or "defect" in text.lower()
+    assert "$49.99" in text
+    # a card chargeback window counted from 3 Oct 2026: 120 days later
+    assert "31 Jan 2027" in text
+    assert "not legal advice" in text
+    rows = sqlite3.connect(db).execute("SELECT status, category FROM cases").fetchall()
+    assert rows == [("advised", "defect")]
+
+
+def test_a_complete_conversation_in_chinese_told_as_a_story(tmp_path):
+    db = tmp_path / "zh.db"
+    out = chat(db, [
+        "我在中国，2026年10月3日在一个投资理财平台充值了1.2万，用银行转账付的。11月5日开始提现一直说系统维护，客服说要先交解冻金才能出款。",
+        "某某金融",
+        "1",                      # 没错 at the summary (or the next open question's first option)
+        "1",
+        "1",
+    ], "--lang", "zh")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "提现诈骗" in text or "诈骗" in text
+    assert "110" in text and "96110" in text
+    assert "不构成法律意见" in text or "法律意见" in text
+
+
+def test_running_again_offers_to_continue(tmp_path):
+    db = tmp_path / "again.db"
+    first = chat(db, ["1", "2"], "--lang", "en")
+    assert first.returncode == 0
+    second = chat(db, ["1"], "--lang", "en")   # 1) Continue this case
+    assert "unfinished case" in second.stdout
+    assert "Who sold it?" in second.stdout
+
+
+def test_an_unopenable_database_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"garbage" * 1000)
+    out = chat(bad, ["1"])
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "bad.db" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_setting_is_one_line_and_exit_2(tmp_path):
+    env = dict(os.environ, REFUND_ADVISOR_DB=str(tmp_path / "x.db"), REFUND_ADVISOR_FOLLOWUP="soon")
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="", capture_output=True, text=True,
+                         env=env, timeout=30)
+    assert out.returncode == 2 and "REFUND_ADVISOR_FOLLOWUP" in out.stderr
