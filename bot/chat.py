@@ -22,6 +22,8 @@ class TerminalChat:
         self.buttons: list[str] = []   # the option ids of the last keyboard, numbered from 1
 
     def show(self, outcome: Outcome) -> None:
+        if outcome.replies:
+            self.buttons = []   # numbers refer to the newest keyboard only
         for reply in outcome.replies:
             rendered = render_reply(outcome.locale, reply)
             self.out.write(plain(rendered.text).strip() + "\n")

@@ -112,10 +112,20 @@ def _answered(state: DialogState, node: Node) -> bool:
 
 def _advance(graph: Graph, state: DialogState, from_node: Node) -> DialogState:
     """Move past `from_node` and every question already answered (by a story, or before an edit)."""
+    state = _with_currency(state)
     node_id = from_node.next_node(state.slots)
     while node_id and graph[node_id].slot and _answered(state, graph[node_id]):
         node_id = graph[node_id].next_node(state.slots)
     return replace(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
+
+
+def _with_currency(state: DialogState) -> DialogState:
+    """An amount given without a currency is in the currency of where the user lives."""
+    amount = state.slots.get("amount")
+    currency = CURRENCY_OF.get(state.slots.get("jurisdiction", ""))
+    if not amount or amount.get("currency") or not currency:
+        return state
+    return replace(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
 
 
 # ---- replies ------------------------------------------------------------------------------
