@@ -16,8 +16,9 @@ from typing import Any
 
 __all__ = ["DEFAULT_SPEC_PATH", "ParamError", "Spec", "UploadedFile", "load_spec"]
 
-# /work/main/tests/botapi/spec.py -> /work/shared/telegram/bot-api-spec.json
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "telegram" / "bot-api-spec.json"
+# A copy of shared/telegram/bot-api-spec.json (Bot API 10.1) travels with the tests, so a fresh
+# clone tests on its own; BOT_API_SPEC points at another copy.
+DEFAULT_SPEC_PATH = Path(__file__).resolve().with_name("bot-api-spec.json")
 
 _INT_RE = re.compile(r"-?\d+")
 _TRUE = {"true", "1"}
@@ -245,7 +246,7 @@ def _load(path: str) -> Spec:
 
 
 def load_spec(path: str | os.PathLike | None = None) -> Spec:
-    """The spec at `path`, $BOT_API_SPEC or ../shared/telegram/bot-api-spec.json (cached).
+    """The spec at `path`, $BOT_API_SPEC or the copy beside this file (cached).
 
     A missing spec is an error: the emulator refuses to run unchecked.
     """
