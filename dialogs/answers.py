@@ -37,9 +37,20 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w]){body}(?![\w])")
 
 
-def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
-    """The phrases (as declared) that occur in the text."""
-    norm = normalize(text)
+@lru_cache(maxsize=1024)
+def _any_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    # One search over all phrases first: most texts name none of a list's phrases.
+    bodies = [_phrase_pattern(p).pattern for p in phrases if p]
+    return re.compile("|".join(f"(?:{b})" for b in bodies)) if bodies else None
+
+
+def find_phrases(text: str, phrases: Iterable[str], normalized: bool = False) -> list[str]:
+    """The phrases (as declared) that occur in the text (already `normalize`d if `normalized`)."""
+    norm = text if normalized else normalize(text)
+    phrases = tuple(phrases)
+    combined = _any_pattern(phrases)
+    if combined is None or not combined.search(norm):
+        return []
     return [p for p in phrases if p and _phrase_pattern(p).search(norm)]
 
 
@@ -48,9 +59,14 @@ def phrase_spans(norm_text: str, phrases: Iterable[str]) -> list[tuple[int, int]
     return [m.span() for p in phrases if p for m in _phrase_pattern(p).finditer(norm_text)]
 
 
+@lru_cache(maxsize=1024)
+def _word_set(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize(w) for w in words)
+
+
 def match_words(text: str, words: Iterable[str]) -> bool:
     norm = normalize(text)
-    return bool(norm) and any(norm == normalize(w) for w in words)
+    return bool(norm) and norm in _word_set(tuple(words))
 
 
 def match_choice(node: Node, text: str) -> str | None:
@@ -70,7 +86,8 @@ def match_choice(node: Node, text: str) -> str | None:
 def unique_option(node: Node, text: str) -> str | None:
     """The one option whose phrases occur in the text; a phrase inside a longer hit does not count
     ("card" in "debit card"). Several named: the node's `prefer` order decides, else None."""
-    hits = [(o.id, normalize(p)) for o in node.options for p in find_phrases(text, o.story + o.words)]
+    norm = normalize(text)
+    hits = [(o.id, normalize(p)) for o in node.options for p in find_phrases(norm, o.story + o.words, True)]
     kept = {oid for oid, p in hits if not any(p != q and p in q for _, q in hits)}
     if len(kept) > 1:
         kept = {next(o for o in node.prefer if o in kept)} if kept & set(node.prefer) else kept

@@ -6,6 +6,7 @@ and applies `Step.effects`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Mapping
@@ -21,6 +22,8 @@ from dialogs.verdict import verdict
 CURRENCY_OF = {"CN": "CNY", "UK": "GBP", "EU": "EUR", "US": "USD"}
 MERCHANT_MAX = 120          # a longer answer to "who sold it" is a story, not a name
 STORY_WORTHY = 12           # an unmatched answer this long is kept as part of the story
+MINE_FROM = 16              # an answer this long is also read for the other questions it answers
+_CJK = re.compile(r"[\u3400-\u9fff]")
 BACK, SKIP, RESUME, NEW, CONFIRM, EDIT, CANCEL_EDIT = "_back", "_skip", "_resume", "_new", "_yes", "_edit", "_cancel"
 
 
@@ -226,6 +229,12 @@ def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: da
     return _Parsed(error="err.choice")
 
 
+def _tells_more(text: str) -> bool:
+    """Long enough to hold more than the answer itself ("UK", "299元" do not); a Chinese
+    character carries about as much as two Latin ones."""
+    return len(text) + len(_CJK.findall(text)) >= MINE_FROM
+
+
 def _with_story(state: DialogState, text: str) -> DialogState:
     story = state.slots.get("story")
     slots = dict(state.slots)
@@ -358,7 +367,7 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
 
     events: list[TimelineEvent] = []
     added: dict[str, Any] = {}
-    if text and node.slot != "story":
+    if text and node.slot != "story" and (not parsed.ok or _tells_more(text)):
         mined_state, added = _mined(graph, state, text, today)
         added.pop(node.slot, None) if parsed.ok else None
         if not parsed.ok and node.slot in added:

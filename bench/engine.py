@@ -1,0 +1,68 @@
+"""Engine and classifier throughput: full intakes through dialogs.engine.step on one core."""
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+
+from dialogs import engine
+from dialogs.classifier import classify
+from dialogs.engine import Press, Text
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone(timedelta(hours=8)))
+
+# Three intakes: buttons only, typing only, and a whole story told at once.
+INTAKES = (
+    [Press("CN"), Press("software"), Text("某软件公司"), Press("alipay"), Text("299元"), Text("2026-11-10"),
+     Press("defect"), Text("2026-11-12"), Press("yes"), Text("2026-11-13"), Press("maintenance"),
+     Text("它每次打开都闪退"), Press("_yes")],
+    [Text("UK"), Text("physical goods"), Text("Argos"), Text("debit card"), Text("£30"), Text("5 Nov"),
+     Text("it is broken"), Text("yesterday"), Text("no"), Text("The kettle leaks from the base."), Text("yes")],
+    [Text("我在中国，10月3日在某某理财平台充值了1.2万，用银行转账付的。11月5日开始提现一直说系统维护，"
+          "客服说要先交解冻金才能出款。"), Text("2026-11-06"), Text("跳过"), Text("是的")],
+)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def bench_steps(seconds: float) -> dict:
+    for events in INTAKES:   # warm up: rules and graph are loaded once per process, not per step
+        state = engine.start()
+        for event in events:
+            state = engine.step(state, event, NOW).state
+    latencies: list[float] = []
+    steps = intakes = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for events in INTAKES:
+            state = engine.start()
+            for event in events:
+                t0 = time.perf_counter()
+                state = engine.step(state, event, NOW).state
+                latencies.append(time.perf_counter() - t0)
+            assert state.node == "done", state.node
+            steps += len(events)
+            intakes += 1
+    total = sum(latencies)
+    return {"steps": steps, "intakes": intakes, "steps_per_s": steps / total,
+            "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "mean_ms": statistics.fmean(latencies) * 1000}
+
+
+def bench_classifier(seconds: float) -> dict:
+    corpus = [n["text"] for n in yaml.safe_load(
+        (Path(__file__).parents[1] / "tests" / "narratives.yaml").read_text("utf-8"))]
+    classify({}, corpus[0])
+    done = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for text in corpus:
+            classify({}, text)
+        done += len(corpus)
+    return {"narratives": done, "narratives_per_s": done / (time.perf_counter() - t0)}
