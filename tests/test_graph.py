@@ -79,3 +79,15 @@ def test_graph_command_prints_mermaid():
     out = subprocess.run([sys.executable, "-m", "bot.cli", "graph"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("flowchart TD")
     assert "purchase_type --> merchant" in out.stdout
+
+
+def test_classify_command_reads_plain_and_json_lines():
+    import json
+    stdin = "我在网赌平台赢了5万，提现说系统维护，要交解冻金\n\n" \
+            '{"text": "I was charged twice for my subscription after cancelling"}\n'
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "classify"], input=stdin, capture_output=True,
+                         text=True, encoding="utf-8", check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["category"] for r in rows] == ["withdrawal_scam", "unauthorized_or_subscription"]
+    assert any(s.get("phrase") == "解冻金" for s in rows[0]["signals"])
+    assert all(0 < r["confidence"] <= 1 for r in rows)
