@@ -1,0 +1,44 @@
+"""Start the bot under test as a process of its own (so it does not share a GIL with the emulator).
+
+    python -m bench.botproc ours [--no-limiter]       the product: `refund-advisor run`'s code path
+    python -m bench.botproc baseline [--no-limiter]   bench/baseline: a plain python-telegram-bot bot
+
+Settings come from the environment, as for `refund-advisor run` (TELEGRAM_BOT_TOKEN,
+TELEGRAM_API_BASE_URL, REFUND_ADVISOR_DB, ...; the baseline reads BASELINE_PICKLE too).
+
+`--no-limiter` replaces python-telegram-bot's AIORateLimiter (30 requests/s overall for every
+call that names a chat, edits included) by one with no overall limit, in this process only: it
+measures what the bot itself can process, not what the limiter lets through. Nothing in bot/ is
+changed.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def _unlimited_rate_limiter():
+    from telegram.ext import AIORateLimiter
+
+    def factory(*args, **kwargs):
+        kwargs["overall_max_rate"] = 0
+        return AIORateLimiter(*args, **kwargs)
+    return factory
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("ours", "baseline"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    no_limiter = "--no-limiter" in argv[1:]
+    if argv[0] == "ours":
+        if no_limiter:
+            import bot.telegram_app
+            bot.telegram_app.AIORateLimiter = _unlimited_rate_limiter()
+        from bot.cli import main as cli_main
+        return cli_main(["run"])
+    from bench.baseline import bot as baseline
+    return baseline.main(no_limiter=no_limiter)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
