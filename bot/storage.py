@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import aiosqlite
 
@@ -88,15 +88,48 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX processed_updates_user ON processed_updates(user_id);
     """,
+    # 2: follow-up nudges (issue 4). cases.plan is the follow-up plan state of dialogs/followup.py
+    # (JSON, NULL until the advice); cases.cadence the user's /remind choice (NULL = the default).
+    # users.seen_locale is the language Telegram last reported (nudges are sent unprompted).
+    # A follow-up row, once sent, keeps its message id; `answer` is the button pressed on it
+    # ('-' once a newer nudge of the case replaced its keyboard).
+    """
+    ALTER TABLE cases ADD COLUMN plan TEXT;
+    ALTER TABLE cases ADD COLUMN cadence TEXT;
+    ALTER TABLE users ADD COLUMN seen_locale TEXT;
+    ALTER TABLE followups ADD COLUMN message_id INTEGER;
+    ALTER TABLE followups ADD COLUMN answer TEXT;
+    ALTER TABLE followups ADD COLUMN sent_at TEXT;
+    CREATE INDEX followups_user ON followups(user_id, state);
+    CREATE INDEX followups_case_state ON followups(case_id, state);
+    """,
 )
 
-CASE_STATUSES = ("intake", "advised", "resolved", "abandoned")
+CASE_STATUSES = ("intake", "advised", "escalated", "resolved", "abandoned")
+CLOSED_STATUSES = ("resolved", "abandoned")
+# pending -> sending (claimed) -> sent | pending again (retry later) | failed; pending, sending or
+# paused -> cancelled (replaced by a new plan, case closed); pending or sending -> paused (the user
+# blocked the bot; replanned when they write again).
+FOLLOWUP_STATES = ("pending", "sending", "sent", "cancelled", "failed", "paused")
+_LIVE_FOLLOWUPS = ("pending", "sending", "paused")
+_ACTIVE_PLAN = ("waiting", "escalated")     # plan statuses with nudges (dialogs/rules/ladder.yaml)
 
 
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: every time stored is time-zone aware")
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso_ms(moment: datetime) -> str:
+    """Due times: UTC, to the millisecond, one fixed format (so that text order is time order)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every time stored is time-zone aware")
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _dump(value: Any) -> str:
@@ -109,6 +142,7 @@ class User:
     language: str | None
     time_zone: str | None
     blocked: bool
+    seen_locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +156,47 @@ class Case:
     confidence: float | None
     created_at: str
     updated_at: str
+    plan: Mapping[str, Any] | None = None     # the follow-up plan state (dialogs/followup.py)
+    cadence: str | None = None                # /remind's choice; None = the configured default
+
+
+@dataclass(frozen=True)
+class Followup:
+    """One row of `followups`: a nudge to send at `due_at`."""
+    id: int
+    case_id: int
+    user_id: int
+    due_at: datetime
+    kind: str
+    state: str
+    attempts: int
+    data: Mapping[str, Any]
+    message_id: int | None = None
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """What a follow-up transition writes to a case, with the turn that caused it.
+
+    `nudges`: None leaves the case's follow-ups as they are; a sequence (of objects with
+    `due_at`, `kind` and `data`, like dialogs.followup.Nudge) replaces every live one
+    (pending, sending, paused): they are cancelled and these are inserted, paused if the
+    user has blocked the bot. An empty sequence cancels them all."""
+    plan: Mapping[str, Any] | None = None
+    events: Sequence[TimelineEvent] = ()
+    status: str | None = None
+    category: str | None = None
+    nudges: Sequence[Any] | None = None
+    cadence: str | None = None
+    set_cadence: bool = False
+
+
+class Refused(Exception):
+    """A change the storage will not make (not the user's case, a stale nudge button)."""
+
+
+DUPLICATE = object()     # change_case: the update was acted on already
 
 
 @dataclass(frozen=True)
@@ -141,12 +216,28 @@ class Evidence:
     at: str
 
 
-_CASE_COLUMNS = "id, user_id, status, slots, dialog, category, confidence, created_at, updated_at"
+_CASE_COLUMNS = "id, user_id, status, slots, dialog, category, confidence, created_at, updated_at, plan, cadence"
+_USER_COLUMNS = "id, language, time_zone, blocked, seen_locale"
+_FOLLOWUP_COLUMNS = "id, case_id, user_id, due_at, kind, state, attempts, data, message_id, answer"
 
 
 def _case(row: Sequence[Any]) -> Case:
     return Case(id=row[0], user_id=row[1], status=row[2], slots=json.loads(row[3]), dialog=json.loads(row[4]),
-                category=row[5], confidence=row[6], created_at=row[7], updated_at=row[8])
+                category=row[5], confidence=row[6], created_at=row[7], updated_at=row[8],
+                plan=json.loads(row[9]) if row[9] else None, cadence=row[10])
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(row[0], row[1], row[2], bool(row[3]), row[4])
+
+
+def _followup(row: Sequence[Any]) -> Followup:
+    return Followup(id=row[0], case_id=row[1], user_id=row[2], due_at=_time(row[3]), kind=row[4], state=row[5],
+                    attempts=row[6], data=json.loads(row[7]), message_id=row[8], answer=row[9])
+
+
+def _plan_active(plan: Mapping[str, Any] | None) -> bool:
+    return bool(plan) and plan.get("status") in _ACTIVE_PLAN
 
 
 class Storage:
@@ -203,17 +294,22 @@ class Storage:
 
     # ---- users ------------------------------------------------------------------------
 
-    async def ensure_user(self, user_id: int, now: datetime, language: str | None = None) -> User:
+    async def ensure_user(self, user_id: int, now: datetime, language: str | None = None,
+                          seen_locale: str | None = None) -> User:
+        """The user's row, made if missing. `seen_locale`: the language their Telegram app reports,
+        kept for messages sent unprompted (written only when it changes)."""
         async with self._transaction():
             await self._db.execute(
-                "INSERT INTO users (id, language, created_at, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO NOTHING", (user_id, language, _iso(now), _iso(now)))
+                "INSERT INTO users (id, language, seen_locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET seen_locale = excluded.seen_locale "
+                "WHERE excluded.seen_locale IS NOT NULL AND users.seen_locale IS NOT excluded.seen_locale",
+                (user_id, language, seen_locale, _iso(now), _iso(now)))
         return await self.get_user(user_id)  # type: ignore[return-value]
 
     async def get_user(self, user_id: int) -> User | None:
         row = await (await self._db.execute(
-            "SELECT id, language, time_zone, blocked FROM users WHERE id = ?", (user_id,))).fetchone()
-        return User(row[0], row[1], row[2], bool(row[3])) if row else None
+            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
+        return _user(row) if row else None
 
     async def set_user(self, user_id: int, now: datetime, **fields: Any) -> None:
         allowed = {"language", "time_zone", "blocked"}
@@ -283,9 +379,11 @@ class Storage:
 
     async def save_turn(self, user_id: int, case_id: int, dialog: Mapping[str, Any], events: Iterable[TimelineEvent],
                         now: datetime, *, status: str | None = None, category: str | None = None,
-                        confidence: float | None = None, update_id: int | None = None) -> bool:
+                        confidence: float | None = None, update_id: int | None = None,
+                        change: PlanChange | None = None) -> bool:
         """The outcome of one turn, in one transaction: the dialog position, the slots, the timeline,
-        and (for Telegram) the update id. False, and nothing written, if the update was already done."""
+        (for Telegram) the update id, and the follow-up plan and nudges it starts (`change`, written
+        after the rest). False, and nothing written, if the update was already done."""
         if status is not None and status not in CASE_STATUSES:
             raise ValueError(f"unknown case status {status!r}")
         async with self._transaction():
@@ -306,6 +404,8 @@ class Storage:
             await self._db.executemany(
                 "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, ?, ?)",
                 [(case_id, _iso(now), e.kind, _dump(dict(e.data))) for e in events])
+            if change is not None:
+                await self._apply_change(user_id, case_id, change, now)
         return True
 
     async def mark_update(self, update_id: int, user_id: int | None, now: datetime) -> bool:
@@ -331,15 +431,19 @@ class Storage:
                                    (case_id, _iso(now), event.kind, _dump(dict(event.data))))
 
     async def set_status(self, user_id: int, case_id: int, status: str, now: datetime,
-                         event: TimelineEvent | None = None) -> bool:
+                         event: TimelineEvent | None = None, *, plan: Mapping[str, Any] | None = None) -> bool:
+        """A new status (and plan state) for one of the user's cases. A closed case (resolved,
+        abandoned) has every live follow-up cancelled in the same transaction."""
         if status not in CASE_STATUSES:
             raise ValueError(f"unknown case status {status!r}")
         async with self._transaction():
             cursor = await self._db.execute(
-                "UPDATE cases SET status = ?, updated_at = ? WHERE id = ? AND user_id = ?",
-                (status, _iso(now), case_id, user_id))
+                "UPDATE cases SET status = ?, plan = COALESCE(?, plan), updated_at = ? WHERE id = ? AND user_id = ?",
+                (status, _dump(dict(plan)) if plan is not None else None, _iso(now), case_id, user_id))
             if cursor.rowcount != 1:
                 return False
+            if status in CLOSED_STATUSES:
+                await self._replace_followups(user_id, case_id, (), now)
             if event is not None:
                 await self._db.execute("INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, ?, ?)",
                                        (case_id, _iso(now), event.kind, _dump(dict(event.data))))
@@ -373,6 +477,265 @@ class Storage:
             "SELECT v.id, v.case_id, v.kind, v.file_id, v.text, v.at FROM evidence v JOIN cases c ON c.id = v.case_id "
             "WHERE v.case_id = ? AND c.user_id = ? ORDER BY v.id", (case_id, user_id))).fetchall()
         return [Evidence(*r) for r in rows]
+
+    # ---- follow-ups -------------------------------------------------------------------
+    #
+    # The database is the source of truth for nudges: a plan state per case (cases.plan) and one
+    # row per nudge to send. Every change of a case's plan replaces its live rows in the same
+    # transaction as the turn that caused it.
+
+    async def _apply_change(self, user_id: int, case_id: int, change: PlanChange, now: datetime) -> None:
+        """Inside a transaction: write a PlanChange to one of the user's cases."""
+        if change.status is not None and change.status not in CASE_STATUSES:
+            raise ValueError(f"unknown case status {change.status!r}")
+        sets, args = ["updated_at = ?"], [_iso(now)]
+        if change.plan is not None:
+            sets.append("plan = ?")
+            args.append(_dump(dict(change.plan)))
+        if change.status is not None:
+            sets.append("status = ?")
+            args.append(change.status)
+        if change.category is not None:
+            sets.append("category = ?")
+            args.append(change.category)
+        if change.set_cadence:
+            sets.append("cadence = ?")
+            args.append(change.cadence)
+        cursor = await self._db.execute(f"UPDATE cases SET {', '.join(sets)} WHERE id = ? AND user_id = ?",
+                                        (*args, case_id, user_id))
+        if cursor.rowcount != 1:
+            raise LookupError(f"case {case_id} of user {user_id} does not exist")
+        await self._db.executemany(
+            "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, ?, ?)",
+            [(case_id, _iso(now), e.kind, _dump(dict(e.data))) for e in change.events])
+        closed = change.status in CLOSED_STATUSES
+        if closed or change.nudges is not None:
+            await self._replace_followups(user_id, case_id, () if closed else change.nudges, now)
+
+    async def _replace_followups(self, user_id: int, case_id: int, nudges: Iterable[Any], now: datetime) -> None:
+        """Inside a transaction: cancel the case's live follow-ups, insert `nudges` (paused if the
+        user has blocked the bot: they are planned again when the user writes)."""
+        await self._db.execute(
+            f"UPDATE followups SET state = 'cancelled', updated_at = ? WHERE case_id = ? "
+            f"AND state IN ({','.join('?' * len(_LIVE_FOLLOWUPS))})", (_iso(now), case_id, *_LIVE_FOLLOWUPS))
+        rows = list(nudges)
+        if not rows:
+            return
+        blocked = await (await self._db.execute("SELECT blocked FROM users WHERE id = ?", (user_id,))).fetchone()
+        state = "paused" if blocked and blocked[0] else "pending"
+        await self._db.executemany(
+            "INSERT INTO followups (case_id, user_id, due_at, kind, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(case_id, user_id, _iso_ms(n.due_at), n.kind, state, _dump(dict(n.data)), _iso(now)) for n in rows])
+
+    async def change_case(self, user_id: int, case_id: int, now: datetime,
+                          decide: Callable[[User, Case], tuple[PlanChange, Any] | None], *,
+                          update_id: int | None = None, answered: tuple[int, str] | None = None) -> Any:
+        """Read one of the user's cases, decide, write: one transaction, so that no other write
+        (another press, the dispatcher recording a nudge) comes in between.
+
+        `decide(user, case)` is pure and quick (no storage calls: the connection is held); it
+        returns (the change, a result for the caller), or None to change nothing. `answered`
+        (followup id, answer): the press of a nudge button, accepted only while that nudge's
+        keyboard is live (sent, not answered, not replaced by a newer nudge); it is then marked
+        answered. Returns the result, DUPLICATE if `update_id` was acted on already, or raises
+        Refused (nothing written) if the case is not the user's, the nudge is stale, or `decide`
+        said no."""
+        async with self._transaction():
+            if update_id is not None and await (await self._db.execute(
+                    "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,))).fetchone():
+                return DUPLICATE
+            user_row = await (await self._db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
+            case_row = await (await self._db.execute(
+                f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))).fetchone()
+            if user_row is None or case_row is None:
+                raise Refused("not the user's case")
+            if answered is not None:
+                live = await (await self._db.execute(
+                    "SELECT 1 FROM followups WHERE id = ? AND case_id = ? AND user_id = ? AND state = 'sent' "
+                    "AND answer IS NULL", (answered[0], case_id, user_id))).fetchone()
+                if not live:
+                    raise Refused("not a live nudge")
+            decided = decide(_user(user_row), _case(case_row))
+            if decided is None:
+                raise Refused("nothing to change")
+            change, result = decided
+            if update_id is not None:
+                await self._db.execute("INSERT INTO processed_updates (update_id, user_id, at) VALUES (?, ?, ?)",
+                                       (update_id, user_id, _iso(now)))
+            if answered is not None:
+                await self._db.execute("UPDATE followups SET answer = ?, updated_at = ? WHERE id = ?",
+                                       (answered[1], _iso(now), answered[0]))
+            await self._apply_change(user_id, case_id, change, now)
+            return result
+
+    async def planned_cases(self, user_id: int) -> list[Case]:
+        """The user's open cases that have a follow-up plan."""
+        rows = await (await self._db.execute(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE user_id = ? AND plan IS NOT NULL "
+            f"AND status NOT IN ({','.join('?' * len(CLOSED_STATUSES))}) ORDER BY id",
+            (user_id, *CLOSED_STATUSES))).fetchall()
+        return [_case(r) for r in rows]
+
+    async def followups(self, user_id: int, case_id: int | None = None,
+                        states: Sequence[str] | None = None) -> list[Followup]:
+        """The user's follow-up rows (of one case, in some states), by due time."""
+        sql, args = f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE user_id = ?", [user_id]
+        if case_id is not None:
+            sql += " AND case_id = ?"
+            args.append(case_id)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        rows = await (await self._db.execute(sql + " ORDER BY due_at, id", args)).fetchall()
+        return [_followup(r) for r in rows]
+
+    async def get_followup(self, followup_id: int) -> Followup | None:
+        row = await (await self._db.execute(
+            f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE id = ?", (followup_id,))).fetchone()
+        return _followup(row) if row else None
+
+    async def earliest_followup(self) -> datetime | None:
+        """The earliest due time of a pending follow-up (from the index, whatever the table's size)."""
+        row = await (await self._db.execute(
+            "SELECT MIN(due_at) FROM followups WHERE state = 'pending'")).fetchone()
+        return _time(row[0]) if row and row[0] else None
+
+    async def claim_followups(self, now: datetime, limit: int) -> list[Followup]:
+        """Up to `limit` pending follow-ups due by `now`, earliest first, claimed atomically
+        (pending -> sending, attempts + 1). Due rows that must not be sent are settled on the
+        way: a closed or deleted case or a plan without nudges -> cancelled; a user who blocked
+        the bot -> paused."""
+        claimed: list[Followup] = []
+        async with self._transaction():
+            rows = await (await self._db.execute(
+                f"SELECT {', '.join('f.' + c.strip() for c in _FOLLOWUP_COLUMNS.split(','))}, "
+                "c.id, c.status, c.plan, u.id, u.blocked FROM followups f "
+                "LEFT JOIN cases c ON c.id = f.case_id AND c.user_id = f.user_id "
+                "LEFT JOIN users u ON u.id = f.user_id "
+                "WHERE f.state = 'pending' AND f.due_at <= ? ORDER BY f.due_at, f.id LIMIT ?",
+                (_iso_ms(now), limit))).fetchall()
+            cancel, pause = [], []
+            for row in rows:
+                followup = _followup(row[:10])
+                case_id, status, plan, user_id, blocked = row[10:]
+                if case_id is None or user_id is None or status in CLOSED_STATUSES \
+                        or not _plan_active(json.loads(plan) if plan else None):
+                    cancel.append(followup.id)
+                elif blocked:
+                    pause.append(followup.id)
+                else:
+                    claimed.append(replace(followup, state="sending", attempts=followup.attempts + 1))
+            for state, ids in (("cancelled", cancel), ("paused", pause)):
+                await self._db.executemany("UPDATE followups SET state = ?, updated_at = ? WHERE id = ?",
+                                           [(state, _iso(now), i) for i in ids])
+            await self._db.executemany(
+                "UPDATE followups SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                [(_iso(now), f.id) for f in claimed])
+        return claimed
+
+    async def followup_sendable(self, followup_id: int) -> bool:
+        """Still claimed, its case open, its user there and not blocked: checked just before sending."""
+        row = await (await self._db.execute(
+            "SELECT 1 FROM followups f JOIN cases c ON c.id = f.case_id AND c.user_id = f.user_id "
+            "JOIN users u ON u.id = f.user_id WHERE f.id = ? AND f.state = 'sending' AND u.blocked = 0 "
+            f"AND c.status NOT IN ({','.join('?' * len(CLOSED_STATUSES))})",
+            (followup_id, *CLOSED_STATUSES))).fetchone()
+        return row is not None
+
+    async def followup_sent(self, followup_ids: Sequence[int], message_id: int | None, now: datetime,
+                            decide: Callable[[User, Case], PlanChange | None] | None = None) -> list[int]:
+        """Nudges of one case went out (as one message): recorded sent (whatever happened to them
+        meanwhile: they did go out), the keyboards of the case's earlier unanswered nudges marked
+        replaced, and `decide(user, case)`'s change (the plan's record of the nudges, the next
+        ones) written, in one transaction. Returns the message ids whose keyboards are no longer live."""
+        if not followup_ids:
+            return []
+        async with self._transaction():
+            row = await (await self._db.execute(
+                "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))).fetchone()
+            if row is None:            # the user deleted their data meanwhile
+                return []
+            case_id, user_id = row
+            marks = ",".join("?" * len(followup_ids))
+            await self._db.execute(
+                f"UPDATE followups SET state = 'sent', message_id = ?, sent_at = ?, updated_at = ?, "
+                f"answer = CASE WHEN id = ? THEN NULL ELSE '-' END WHERE id IN ({marks}) AND case_id = ?",
+                (message_id, _iso(now), _iso(now), followup_ids[0], *followup_ids, case_id))
+            stale = f"case_id = ? AND state = 'sent' AND answer IS NULL AND id NOT IN ({marks})"
+            replaced = [r[0] for r in await (await self._db.execute(
+                f"SELECT DISTINCT message_id FROM followups WHERE {stale} AND message_id IS NOT NULL "
+                "AND message_id IS NOT ?", (case_id, *followup_ids, message_id))).fetchall()]
+            await self._db.execute(f"UPDATE followups SET answer = '-', updated_at = ? WHERE {stale}",
+                                   (_iso(now), case_id, *followup_ids))
+            await self._decide_and_apply(user_id, case_id, now, decide)
+        return replaced
+
+    async def _decide_and_apply(self, user_id: int, case_id: int, now: datetime,
+                                decide: Callable[[User, Case], PlanChange | None] | None) -> None:
+        if decide is None:
+            return
+        user_row = await (await self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
+        case_row = await (await self._db.execute(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))).fetchone()
+        change = decide(_user(user_row), _case(case_row)) if user_row and case_row else None
+        if change is not None:
+            await self._apply_change(user_id, case_id, change, now)
+
+    async def followup_retry(self, followup_id: int, due_at: datetime, now: datetime) -> None:
+        """Not sent for a passing reason (flood control, network): pending again, due at `due_at`."""
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE followups SET state = 'pending', due_at = ?, updated_at = ? WHERE id = ? AND state = 'sending'",
+                (_iso_ms(due_at), _iso(now), followup_id))
+
+    async def followup_failed(self, followup_ids: Sequence[int], now: datetime, error: str,
+                              decide: Callable[[User, Case], PlanChange | None] | None = None) -> None:
+        """Nudges given up on (Telegram refuses them): failed, with the error, and `decide`'s change
+        (the plan goes on from now) in one transaction."""
+        if not followup_ids:
+            return
+        async with self._transaction():
+            row = await (await self._db.execute(
+                "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))).fetchone()
+            if row is None:
+                return
+            await self._db.executemany(
+                "UPDATE followups SET state = 'failed', data = json_set(data, '$.error', ?), updated_at = ? "
+                "WHERE id = ? AND state = 'sending'", [(error[:500], _iso(now), i) for i in followup_ids])
+            await self._decide_and_apply(row[1], row[0], now, decide)
+
+    async def release_followups(self, ids: Iterable[int], now: datetime) -> None:
+        """Claimed but not sent (a clean stop): pending again, due as they were."""
+        async with self._transaction():
+            await self._db.executemany(
+                "UPDATE followups SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'sending'",
+                [(_iso(now), i) for i in ids])
+
+    async def rearm_followups(self, now: datetime) -> int:
+        """At start-up (one process per database): rows left `sending` by a crash are pending again.
+        A nudge that went out just before the crash may so go out once more: at most that one."""
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "UPDATE followups SET state = 'pending', updated_at = ? WHERE state = 'sending'", (_iso(now),))
+        return cursor.rowcount
+
+    async def block_user(self, user_id: int, now: datetime) -> None:
+        """The user blocked the bot: marked, and their live nudges paused, in one transaction."""
+        async with self._transaction():
+            await self._db.execute("UPDATE users SET blocked = 1, updated_at = ? WHERE id = ?", (_iso(now), user_id))
+            await self._db.execute(
+                "UPDATE followups SET state = 'paused', updated_at = ? WHERE user_id = ? "
+                "AND state IN ('pending', 'sending')", (_iso(now), user_id))
+
+    async def unblock_user(self, user_id: int, now: datetime) -> bool:
+        """The user wrote again (or unblocked the bot): True if they were marked blocked. Their paused
+        nudges stay paused until the caller plans them again (stale deadlines are dropped so)."""
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "UPDATE users SET blocked = 0, updated_at = ? WHERE id = ? AND blocked = 1", (_iso(now), user_id))
+        return cursor.rowcount == 1
 
     # ---- erasure ----------------------------------------------------------------------
 
