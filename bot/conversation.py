@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo
 
 from bot.storage import Case, Storage
@@ -17,6 +17,9 @@ from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
 from messages import locale_from
+
+if TYPE_CHECKING:
+    from bot.followups import Followups
 
 JURISDICTION_ZONE = {"CN": "Asia/Shanghai", "UK": "Europe/London", "EU": "Europe/Brussels", "US": "America/New_York"}
 RESUME, NEW = engine.RESUME, engine.NEW
@@ -41,11 +44,14 @@ def _event_record(event: Event) -> TimelineEvent:
 
 class Conversation:
     def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None,
-                 default_zone: tzinfo = timezone.utc):
+                 default_zone: tzinfo = timezone.utc, followups: "Followups | None" = None):
         self.storage = storage
         self.graph = load_graph()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.default_zone = default_zone
+        # Follow-up nudges (Telegram): a case's plan starts with its advice. None: no nudges
+        # (the terminal chat cannot deliver them).
+        self.followups = followups
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -63,7 +69,8 @@ class Conversation:
             return self.default_zone
 
     async def locale(self, user_id: int, language_code: str | None = None) -> str:
-        user = await self.storage.ensure_user(user_id, self._now(), language=None)
+        seen = locale_from(language_code) if language_code else None
+        user = await self.storage.ensure_user(user_id, self._now(), language=None, seen_locale=seen)
         if user.language in LOCALES:
             return user.language
         return locale_from(language_code)
@@ -96,11 +103,18 @@ class Conversation:
         for effect in result.effects:
             if effect.kind == "advised":
                 status, category, confidence = "advised", effect.data["category"], effect.data["confidence"]
+        change = None
+        if status == "advised" and self.followups is not None:
+            # The end of the intake: the case's follow-up life starts, written with this turn.
+            from bot.followups import with_slots
+            change = self.followups.start(user, with_slots(case, result.state.slots, category), category, now)
         saved = await self.storage.save_turn(
             user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
-            status=status, category=category, confidence=confidence, update_id=update_id)
+            status=status, category=category, confidence=confidence, update_id=update_id, change=change)
         if not saved:
             return Outcome(locale, duplicate=True)
+        if change is not None:
+            self.followups.scheduled(change.nudges)
         outcome = Outcome(locale, list(result.replies), case.id)
         for effect in result.effects:
             if effect.kind == "new_case":
@@ -150,7 +164,14 @@ class Conversation:
             from dialogs.verdict import verdict
             user = await self.storage.get_user(user_id)
             today = self._now().astimezone(self._zone(user.time_zone if user else None, case)).date()
-            replies.append(Reply("advice_result", verdict(engine.active_slots(self.graph, state.slots), today)))
+            result = verdict(engine.active_slots(self.graph, state.slots), today)
+            plan_category = (case.plan or {}).get("category")
+            if plan_category and plan_category != result["classification"]["category"]:
+                # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
+                from dialogs.advice import advise
+                slots = engine.active_slots(self.graph, state.slots)
+                result = {**result, "advice": advise(slots, plan_category, today).context()}
+            replies.append(Reply("advice_result", result))
         else:
             replies.append(engine.ask(self.graph, state))
         return Outcome(locale, replies, case.id)
@@ -225,8 +246,16 @@ class Conversation:
             return None
         locale = await self.locale(user_id, language_code)
         status = "abandoned" if outcome == "none" else "resolved"
-        done = await self.storage.set_status(user_id, case_id, status, self._now(),
-                                             TimelineEvent("resolved", {"outcome": outcome}))
+        now = self._now()
+        case = await self.storage.get_case(user_id, case_id)
+        if case is None:
+            return None
+        plan = None
+        if case.plan and self.followups is not None:
+            plan = self.followups.close_plan(case.plan, status, now)
+        # Its nudges are cancelled in the same transaction.
+        done = await self.storage.set_status(user_id, case_id, status, now,
+                                             TimelineEvent("resolved", {"outcome": outcome}), plan=plan)
         if not done:
             return None
         return Outcome(locale, [Reply("resolved_done", {"case_id": case_id, "outcome": outcome})], case_id)

@@ -571,10 +571,21 @@ class Storage:
 
     async def planned_cases(self, user_id: int) -> list[Case]:
         """The user's open cases that have a follow-up plan."""
-        rows = await (await self._db.execute(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE user_id = ? AND plan IS NOT NULL "
-            f"AND status NOT IN ({','.join('?' * len(CLOSED_STATUSES))}) ORDER BY id",
-            (user_id, *CLOSED_STATUSES))).fetchall()
+        async with self._lock:     # never half of another coroutine's transaction
+            rows = await (await self._db.execute(
+                f"SELECT {_CASE_COLUMNS} FROM cases WHERE user_id = ? AND plan IS NOT NULL "
+                f"AND status NOT IN ({','.join('?' * len(CLOSED_STATUSES))}) ORDER BY id",
+                (user_id, *CLOSED_STATUSES))).fetchall()
+        return [_case(r) for r in rows]
+
+    async def unplanned_cases(self, after_id: int, limit: int) -> list[Case]:
+        """Open advised cases without a follow-up plan (advised before follow-ups existed), of
+        Telegram users (positive ids; the terminal chat's user is 0), by id after `after_id`."""
+        async with self._lock:
+            rows = await (await self._db.execute(
+                f"SELECT {_CASE_COLUMNS} FROM cases WHERE id > ? AND plan IS NULL "
+                "AND status IN ('advised', 'escalated') AND user_id > 0 ORDER BY id LIMIT ?",
+                (after_id, limit))).fetchall()
         return [_case(r) for r in rows]
 
     async def followups(self, user_id: int, case_id: int | None = None,
@@ -587,18 +598,15 @@ class Storage:
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args.extend(states)
-        rows = await (await self._db.execute(sql + " ORDER BY due_at, id", args)).fetchall()
+        async with self._lock:
+            rows = await (await self._db.execute(sql + " ORDER BY due_at, id", args)).fetchall()
         return [_followup(r) for r in rows]
-
-    async def get_followup(self, followup_id: int) -> Followup | None:
-        row = await (await self._db.execute(
-            f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE id = ?", (followup_id,))).fetchone()
-        return _followup(row) if row else None
 
     async def earliest_followup(self) -> datetime | None:
         """The earliest due time of a pending follow-up (from the index, whatever the table's size)."""
-        row = await (await self._db.execute(
-            "SELECT MIN(due_at) FROM followups WHERE state = 'pending'")).fetchone()
+        async with self._lock:
+            row = await (await self._db.execute(
+                "SELECT MIN(due_at) FROM followups WHERE state = 'pending'")).fetchone()
         return _time(row[0]) if row and row[0] else None
 
     async def claim_followups(self, now: datetime, limit: int) -> list[Followup]:
@@ -636,11 +644,12 @@ class Storage:
 
     async def followup_sendable(self, followup_id: int) -> bool:
         """Still claimed, its case open, its user there and not blocked: checked just before sending."""
-        row = await (await self._db.execute(
-            "SELECT 1 FROM followups f JOIN cases c ON c.id = f.case_id AND c.user_id = f.user_id "
-            "JOIN users u ON u.id = f.user_id WHERE f.id = ? AND f.state = 'sending' AND u.blocked = 0 "
-            f"AND c.status NOT IN ({','.join('?' * len(CLOSED_STATUSES))})",
-            (followup_id, *CLOSED_STATUSES))).fetchone()
+        async with self._lock:
+            row = await (await self._db.execute(
+                "SELECT 1 FROM followups f JOIN cases c ON c.id = f.case_id AND c.user_id = f.user_id "
+                "JOIN users u ON u.id = f.user_id WHERE f.id = ? AND f.state = 'sending' AND u.blocked = 0 "
+                f"AND c.status NOT IN ({','.join('?' * len(CLOSED_STATUSES))})",
+                (followup_id, *CLOSED_STATUSES))).fetchone()
         return row is not None
 
     async def followup_sent(self, followup_ids: Sequence[int], message_id: int | None, now: datetime,

@@ -2,9 +2,11 @@
 
 `run_polling(config)` is what the command line calls; `serve(config, stop)` is the same bot for
 any event loop (the tests run it in-process against a Bot API emulation). Start-up: open the
-database, getMe (a rejected token stops here), setMyCommands in English and Chinese, then poll.
-A stop (SIGTERM, SIGINT, or `stop` set) finishes the update in hand, stops polling and closes
-the database: every turn is one transaction, so nothing is half-written.
+database, getMe (a rejected token stops here), the Application's post_init (the follow-up
+dispatcher starts and re-arms from the database), setMyCommands in English and Chinese, then
+poll. A stop (SIGTERM, SIGINT, or `stop` set) finishes the update in hand, stops polling, runs
+post_stop (the dispatcher finishes or releases the nudges in hand) and closes the database:
+every turn is one transaction, so nothing is half-written.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config
 from bot.conversation import Conversation
+from bot.dispatcher import Dispatcher
+from bot.followups import Followups
 from bot.storage import Storage
 from bot.telegram.handlers import COMMANDS, TelegramShell
 from bot.telegram.sender import Sender
@@ -123,15 +127,21 @@ class _Sequential(SimpleUpdateProcessor):
                 self.done(update)
 
 
-def build_application(config: Config, done: Callable[[object], None] | None = None) -> Application:
-    return (ApplicationBuilder()
-            .concurrent_updates(_Sequential(done))
-            .token(config.token)
-            .base_url(config.api_base_url)
-            .base_file_url(_file_url(config.api_base_url))
-            .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
-            .get_updates_read_timeout(POLL_TIMEOUT + 10)
-            .build())
+def build_application(config: Config, done: Callable[[object], None] | None = None, *,
+                      post_init: Callable | None = None, post_stop: Callable | None = None) -> Application:
+    builder = (ApplicationBuilder()
+               .concurrent_updates(_Sequential(done))
+               .token(config.token)
+               .base_url(config.api_base_url)
+               .base_file_url(_file_url(config.api_base_url))
+               # One limiter for replies and nudges: at most 30 requests a second overall.
+               .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
+               .get_updates_read_timeout(POLL_TIMEOUT + 10))
+    if post_init is not None:
+        builder = builder.post_init(post_init)
+    if post_stop is not None:
+        builder = builder.post_stop(post_stop)
+    return builder.build()
 
 
 async def set_commands(app: Application) -> None:
@@ -153,15 +163,24 @@ class TelegramBot:
         self.on_update_done = on_update_done
         self.storage: Storage | None = None
         self.app: Application | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._dispatching = False
 
     async def start(self) -> None:
         protect_token(self.config.token)
         self.storage = await Storage.open(self.config.db_path)
         try:
-            self.app = build_application(self.config, self.on_update_done)
             conversation = Conversation(self.storage, clock=self.clock)
+            followups = Followups(self.storage, conversation.graph, cadence=self.config.followup,
+                                  quiet_hours=self.config.quiet_hours, clock=self.clock)
+            conversation.followups = followups
             sender = Sender(self.storage, clock=self.clock)
-            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock)
+            # Nudges: fewer retries in place (a row is simply retried later), the same bot and limiter.
+            self.dispatcher = Dispatcher(self.storage, followups, Sender(self.storage, attempts=3, clock=self.clock),
+                                         clock=self.clock)
+            self.app = build_application(self.config, self.on_update_done,
+                                         post_init=self._post_init, post_stop=self._post_stop)
+            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, followups=followups)
             shell.register(self.app)
             try:
                 await self.app.initialize()          # getMe: a rejected token raises InvalidToken
@@ -169,6 +188,8 @@ class TelegramBot:
                 await self.app.bot.shutdown()
                 raise
             shell.bind(self.app)
+            # As run_polling does: post_init after initialize(), post_stop after stop().
+            await self.app.post_init(self.app)
             try:
                 await set_commands(self.app)
             except TelegramError as exc:
@@ -180,6 +201,15 @@ class TelegramBot:
             await self._close()
             raise
 
+    async def _post_init(self, app: Application) -> None:
+        await self.dispatcher.start(app)
+        self._dispatching = True
+
+    async def _post_stop(self, app: Application) -> None:
+        if self._dispatching:
+            self._dispatching = False
+            await self.dispatcher.stop(app)
+
     async def stop(self) -> None:
         try:
             if self.app is not None:
@@ -187,12 +217,15 @@ class TelegramBot:
                     await self.app.updater.stop()
                 if self.app.running:
                     await self.app.stop()      # finishes the updates already fetched
+                await self.app.post_stop(self.app)
         finally:
             await self._close()
         log.info("stopped")
 
     async def _close(self) -> None:
         try:
+            if self.app is not None:
+                await self._post_stop(self.app)       # a start that failed half-way
             if self.app is not None and not self.app.running:
                 await self.app.shutdown()
         finally:

@@ -26,9 +26,9 @@ from bot.telegram_app import TelegramBot, serve
 STEP_TIMEOUT = 10.0
 
 
-def config_for(emu: BotApiEmulator, db_path: Path, token: str | None = None) -> Config:
-    return Config(token=token or emu.token, api_base_url=emu.base_url, db_path=str(db_path),
-                  followup=(timedelta(days=2),), quiet_hours=None)
+def config_for(emu: BotApiEmulator, db_path: Path, token: str | None = None, **overrides: Any) -> Config:
+    settings = {"followup": (timedelta(days=2),), "quiet_hours": None, **overrides}
+    return Config(token=token or emu.token, api_base_url=emu.base_url, db_path=str(db_path), **settings)
 
 
 def question_of(message: dict) -> str | None:
@@ -56,9 +56,12 @@ def option_data(message: dict, option: str) -> str:
 
 
 class Harness:
-    def __init__(self, emu: BotApiEmulator, db_path: Path):
+    def __init__(self, emu: BotApiEmulator, db_path: Path, *, clock: Any = None, **config: Any):
+        """`clock` and `config` (followup=, quiet_hours=) go to the bot as they would from the CLI."""
         self.emu = emu
         self.db_path = db_path
+        self.clock = clock
+        self.config = config
         self.bot: TelegramBot | None = None
         self._done: dict[int, asyncio.Event] = {}
         self._stop: asyncio.Event | None = None
@@ -78,8 +81,8 @@ class Harness:
             self.bot = bot
             started.set()
 
-        self._task = asyncio.create_task(serve(config_for(self.emu, self.db_path), self._stop, ready=ready,
-                                               on_update_done=self._finished))
+        self._task = asyncio.create_task(serve(config_for(self.emu, self.db_path, **self.config), self._stop,
+                                               ready=ready, on_update_done=self._finished, clock=self.clock))
         waiter = asyncio.create_task(started.wait())
         done, _ = await asyncio.wait({self._task, waiter}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:

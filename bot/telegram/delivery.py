@@ -50,6 +50,8 @@ class Delivery:
             return f"r:{extra['outcome_case']}:{value}"
         if kind == "delete":
             return f"x:{extra['nonce']}" if value == "yes" else "x:no"
+        if kind == "remind":
+            return f"m:{int(extra['outcome_case'])}:{value}"
         if case_id is None:
             raise ValueError(f"a question button {option!r} with no active case")
         return tg.press_data(case_id, token, option, index)

@@ -20,6 +20,7 @@ from telegram.ext import (
 )
 
 from bot.conversation import Conversation, Outcome
+from bot.followups import Followups
 from bot.storage import Storage
 from bot.telegram import render as tg
 from bot.telegram.delivery import Delivery
@@ -31,8 +32,8 @@ from messages import locale_from, plain, render
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "new", "cases", "status", "resolved", "language", "help", "cancel", "delete", "export",
-            "escalate")
+COMMANDS = ("start", "new", "cases", "status", "resolved", "remind", "timezone", "language", "help", "cancel",
+            "delete", "export", "escalate")
 ENGINE_COMMANDS = {"cancel": "cancel", "back": "back", "skip": "skip", "continue": "resume", "resume": "resume"}
 CLOSED = ("resolved", "abandoned")
 ANSWER_ECHO_MAX = 120           # a typed answer shown under its question is cut to this many characters
@@ -49,8 +50,9 @@ class TelegramShell(Delivery):
     """The handlers: one per kind of update, registered on the Application by `register`."""
 
     def __init__(self, storage: Storage, conversation: Conversation, sender: Sender,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, followups: Followups | None = None):
         super().__init__(storage, conversation, sender, clock)
+        self.followups = followups
         self.username = ""
         self._pointed: set[int] = set()     # groups given the pointer (memory only: nothing stored)
 
@@ -100,7 +102,14 @@ class TelegramShell(Delivery):
         if chat is not None and user is not None and (update.message or update.callback_query):
             known = await self.storage.get_user(user.id)
             if known and known.blocked:
-                await self.storage.set_user(user.id, self.clock(), blocked=False)
+                await self._unblocked(user.id)
+
+    async def _unblocked(self, user_id: int) -> None:
+        """The user is back: messaged again, and their paused nudges planned again."""
+        if self.followups is not None:
+            await self.followups.user_returned(user_id)
+        else:
+            await self.storage.set_user(user_id, self.clock(), blocked=False)
 
     async def group(self, update: Update) -> None:
         chat = update.effective_chat
@@ -176,6 +185,13 @@ class TelegramShell(Delivery):
             await self.deliver(update, await conv.status(user_id, language_code=language))
         elif name == "resolved":
             await self.deliver(update, await conv.resolve_prompt(user_id, language_code=language))
+        elif name in ("remind", "timezone") and self.followups is not None:
+            locale = await conv.locale(user_id, language)
+            if name == "remind":
+                outcome = await self.followups.remind(user_id, locale)
+            else:
+                outcome = await self.followups.set_timezone(user_id, args, locale)
+            await self.deliver(update, outcome)
         elif name == "language":
             await conv.locale(user_id, language)
             outcome = await conv.set_language(user_id, args)
@@ -276,7 +292,10 @@ class TelegramShell(Delivery):
         pressed = query.message if isinstance(query.message, Message) else None
         label = tg.label_of(pressed.reply_markup if pressed else None, query.data) or (claim.option if claim else "")
         handler = {"q": self._press_question, "c": self._press_case, "l": self._press_language,
-                   "r": self._press_outcome, "x": self._press_delete}.get(claim.kind) if claim else None
+                   "r": self._press_outcome, "x": self._press_delete, "n": self._press_nudge,
+                   "m": self._press_remind}.get(claim.kind) if claim else None
+        if claim and claim.kind in ("n", "m") and self.followups is None:
+            handler = None
         if update.effective_chat is None:       # a button of a message sent in inline mode: none are ours
             handler = None
         if handler is None or not await handler(update, claim, label, pressed):
@@ -342,6 +361,40 @@ class TelegramShell(Delivery):
             await self.deliver(update, outcome, answer=label, pressed=pressed)
         return True
 
+    async def _press_nudge(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        """An answer to a nudge: for the presser's own open case, on its latest nudge only."""
+        user_id, chat_id = update.effective_user.id, update.effective_chat.id
+        locale = await self.conversation.locale(user_id, self._language(update))
+        outcome = await self.followups.answer(user_id, claim.case_id, int(claim.token), claim.option, locale,
+                                              update_id=update.update_id)
+        if outcome is None:
+            return False
+        await self._answer_query(update, None)
+        if outcome.duplicate:
+            return True
+        try:
+            if pressed is not None:
+                await self._retire(user_id, chat_id, pressed.message_id, pressed.text_html if pressed.text else None,
+                                   label, locale)
+            # The acknowledgement goes under the nudge; a question open in the chat keeps its keyboard.
+            for text, _ in await self._messages(user_id, outcome, {}):
+                await self._send(user_id, chat_id, text)
+        except UserBlocked:
+            log.info("user blocked the bot; the acknowledgement of a nudge answer is not sent")
+        return True
+
+    async def _press_remind(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        """A /remind button (cadence, pause, resume) for one of the presser's open cases."""
+        user_id = update.effective_user.id
+        locale = await self.conversation.locale(user_id, self._language(update))
+        outcome = await self.followups.remind_choice(user_id, claim.case_id, claim.option, locale,
+                                                     update_id=update.update_id)
+        if outcome is None:
+            return False
+        await self._answer_query(update, None)
+        await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
     async def _press_delete(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
         user_id, chat_id = update.effective_user.id, update.effective_chat.id
         ui = await self.storage.ui_state(user_id)
@@ -374,9 +427,11 @@ class TelegramShell(Delivery):
         member = update.my_chat_member
         status = member.new_chat_member.status
         if status == "kicked":
-            await self.storage.set_user(member.from_user.id, self.clock(), blocked=True)
+            await self.storage.block_user(member.from_user.id, self.clock())
         elif status == "member":
-            await self.storage.set_user(member.from_user.id, self.clock(), blocked=False)
+            known = await self.storage.get_user(member.from_user.id)
+            if known and known.blocked:
+                await self._unblocked(member.from_user.id)
 
     async def inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Inline mode is not offered: an empty answer with a button to a private chat."""

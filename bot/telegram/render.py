@@ -9,13 +9,15 @@ Callback data (at most 64 bytes, never trusted; the handlers check it against th
     l:<locale>                                 choose the language
     r:<case id>:<outcome>                      the outcome of /resolved
     x:<nonce> / x:no                           confirm or refuse /delete
+    n:<case id>:<followup id>:<answer>         an answer to a nudge (live while that nudge is the latest)
+    m:<case id>:<choice>                       a /remind button (a cadence, pause, resume)
 """
 from __future__ import annotations
 
 import html
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -151,10 +153,17 @@ def press_data(case_id: int, token: str, option: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class Press:
-    kind: str                 # q, c, l, r, x
+    kind: str                 # q, c, l, r, x, n, m
     case_id: int | None = None
-    token: str = ""
+    token: str = ""           # q: the question token; n: the followup id
     option: str = ""
+
+
+def nudge_data(case_id: int, followup_id: int, answer: str) -> str:
+    data = f"n:{case_id}:{followup_id}:{answer}"
+    if not fits(data):
+        raise ValueError(f"nudge callback data {data!r} does not fit in 64 bytes")
+    return data
 
 
 def parse_data(data: str | None) -> Press | None:
@@ -171,6 +180,12 @@ def parse_data(data: str | None) -> Press | None:
         if kind == "r":
             case, outcome = rest.split(":", 1)
             return Press("r", int(case), option=outcome)
+        if kind == "n":
+            case, followup, answer = rest.split(":", 2)
+            return Press("n", int(case), str(int(followup)), answer)
+        if kind == "m":
+            case, choice = rest.split(":", 1)
+            return Press("m", int(case), option=choice)
         if kind in ("l", "x") and rest:
             return Press(kind, option=rest)
     except ValueError:
@@ -194,6 +209,33 @@ def keyboard(buttons: Sequence[tuple[str, str, str]]) -> InlineKeyboardMarkup | 
         rows.append([InlineKeyboardButton(label, callback_data=data) for _, label, data in main[start:start + per_row]])
     if controls:
         rows.append([InlineKeyboardButton(label, callback_data=data) for _, label, data in controls])
+    return InlineKeyboardMarkup(rows)
+
+
+def flowing_keyboard(buttons: Sequence[tuple[str, str, str]], width: int = 20,
+                     group: Callable[[str], str] | None = None) -> InlineKeyboardMarkup | None:
+    """Buttons in order, as many side by side as fit: up to three short labels (10 characters),
+    two of up to `width`, a longer one alone. A row never mixes two groups (`group(option id)`)."""
+    if not buttons:
+        return None
+    rows: list[list[InlineKeyboardButton]] = []
+    row: list[tuple[str, str]] = []
+    row_group = None
+
+    def per_row(labels: list[str]) -> int:
+        longest = max(len(label) for label in labels)
+        return 3 if longest <= 10 else 2 if longest <= width else 1
+
+    for option, label, data in buttons:
+        key = group(option) if group else None
+        candidate = row + [(label, data)]
+        if row and (key != row_group or len(candidate) > per_row([lbl for lbl, _ in candidate])):
+            rows.append([InlineKeyboardButton(lbl, callback_data=d) for lbl, d in row])
+            row = []
+        row.append((label, data))
+        row_group = key
+    if row:
+        rows.append([InlineKeyboardButton(lbl, callback_data=d) for lbl, d in row])
     return InlineKeyboardMarkup(rows)
 
 

@@ -1,5 +1,6 @@
 """Bot API calls with Telegram's rules applied: RetryAfter and network errors retried (a bounded
-number of times, for a bounded wait), a 403 marks the user blocked and stops the turn's sends."""
+number of times, for a bounded wait), a 403 marks the user blocked (their follow-up nudges
+paused with it) and stops the turn's sends."""
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,7 @@ class Sender:
             except Forbidden as exc:
                 log.info("%s: forbidden (%s)", what, exc.message)
                 if user_id is not None:
-                    await self.storage.set_user(user_id, self.clock(), blocked=True)
+                    await self.storage.block_user(user_id, self.clock())
                 raise UserBlocked(str(user_id)) from exc
             except BadRequest:
                 raise
