@@ -154,13 +154,17 @@ class TelegramBot:
     """The running bot: database, Application, handlers. `start()` then `stop()`."""
 
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None,
-                 poll_timeout: float = POLL_TIMEOUT, on_update_done: Callable[[object], None] | None = None):
+                 poll_timeout: float = POLL_TIMEOUT, on_update_done: Callable[[object], None] | None = None,
+                 dispatch_followups: bool = True):
+        """`dispatch_followups=False`: nudges are planned and stored but not sent (tests of other
+        things, which must not depend on the calendar; `refund-advisor run` always sends them)."""
         if not config.token:
             raise ValueError("no token")
         self.config = config
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.on_update_done = on_update_done
+        self.dispatch_followups = dispatch_followups
         self.storage: Storage | None = None
         self.app: Application | None = None
         self.dispatcher: Dispatcher | None = None
@@ -202,6 +206,8 @@ class TelegramBot:
             raise
 
     async def _post_init(self, app: Application) -> None:
+        if not self.dispatch_followups:
+            return
         await self.dispatcher.start(app)
         self._dispatching = True
 
@@ -240,12 +246,13 @@ def _say(message: str) -> None:
 
 async def serve(config: Config, stop: asyncio.Event, *, clock: Callable[[], datetime] | None = None,
                 poll_timeout: float = POLL_TIMEOUT, ready: Callable[["TelegramBot"], None] | None = None,
-                on_update_done: Callable[[object], None] | None = None) -> int:
+                on_update_done: Callable[[object], None] | None = None, dispatch_followups: bool = True) -> int:
     """Run the bot until `stop` is set; the exit code. A StorageError propagates (exit 2 in the CLI)."""
     if not config.token:
         _say("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token")
         return EXIT_USAGE
-    bot = TelegramBot(config, clock=clock, poll_timeout=poll_timeout, on_update_done=on_update_done)
+    bot = TelegramBot(config, clock=clock, poll_timeout=poll_timeout, on_update_done=on_update_done,
+                      dispatch_followups=dispatch_followups)
     try:
         await bot.start()
     except InvalidToken:

@@ -56,11 +56,15 @@ def option_data(message: dict, option: str) -> str:
 
 
 class Harness:
-    def __init__(self, emu: BotApiEmulator, db_path: Path, *, clock: Any = None, **config: Any):
-        """`clock` and `config` (followup=, quiet_hours=) go to the bot as they would from the CLI."""
+    def __init__(self, emu: BotApiEmulator, db_path: Path, *, clock: Any = None, nudges: bool = False,
+                 **config: Any):
+        """`clock` and `config` (followup=, quiet_hours=) go to the bot as they would from the CLI.
+        Follow-up nudges are sent only with `nudges=True` (tests/test_followups_*.py): elsewhere a
+        deadline near the day the tests run must not add a message to a chat."""
         self.emu = emu
         self.db_path = db_path
         self.clock = clock
+        self.nudges = nudges
         self.config = config
         self.bot: TelegramBot | None = None
         self._done: dict[int, asyncio.Event] = {}
@@ -82,7 +86,8 @@ class Harness:
             started.set()
 
         self._task = asyncio.create_task(serve(config_for(self.emu, self.db_path, **self.config), self._stop,
-                                               ready=ready, on_update_done=self._finished, clock=self.clock))
+                                               ready=ready, on_update_done=self._finished, clock=self.clock,
+                                               dispatch_followups=self.nudges))
         waiter = asyncio.create_task(started.wait())
         done, _ = await asyncio.wait({self._task, waiter}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:

@@ -20,8 +20,9 @@ from dialogs.followup import Nudge
 from dialogs.graph import load as load_graph
 
 UTC = timezone.utc
+# No dates: no deadline nudges, so that the day the tests run changes nothing.
 SLOTS = {"jurisdiction": "UK", "purchase_type": "goods", "merchant": "Some Shop", "payment_method": "debit_card",
-         "purchase_date": "2026-11-01", "problem": "non_delivery", "contacted": False}
+         "problem": "non_delivery", "contacted": False}
 
 
 @dataclass

@@ -23,8 +23,9 @@ except ImportError:  # pragma: no cover
 
 USERS = (1001, 1002, 1003)
 CADENCE = "1s,2s"           # the first nudge 1 s after the advice, then every 2 s
+# No dates: no deadline nudges, so that the day the tests run changes nothing.
 SLOTS = {"jurisdiction": "UK", "purchase_type": "goods", "merchant": "Some Shop", "payment_method": "debit_card",
-         "purchase_date": "2026-11-01", "problem": "non_delivery", "contacted": False}
+         "problem": "non_delivery", "contacted": False}
 
 
 async def seed(db: Path) -> None:

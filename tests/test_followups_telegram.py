@@ -78,7 +78,7 @@ async def make(tmp_path):
     async def factory(cadence: str = "1s", clock: RunningClock | None = None, **dispatcher) -> Harness:
         emu = BotApiEmulator().start()
         h = Harness(emu, tmp_path / f"bot{len(made)}.db", followup=parse_delays(cadence), quiet_hours=None,
-                    clock=clock or RunningClock(START))
+                    clock=clock or RunningClock(START), nudges=True)
         made.append((h, emu))
         await h.start()
         for name, value in dispatcher.items():
