@@ -376,10 +376,10 @@ async def test_remind_shows_the_next_nudge_and_changes_the_cadence_or_pauses(mak
     local = next_due.astimezone(LONDON if lang == "en" else SHANGHAI)
     assert local.strftime("%H:%M") in text
     if lang == "en":
-        assert "Reminders for case #1" in text and "How often: every 1 hour (the default)" in text
+        assert "Reminders for case #1" in text and "How often: every hour (the default)" in text
         assert "Time zone: Europe/London (from where you live)" in text
     else:
-        assert "案件 #1 的提醒" in text and "提醒节奏：每1小时一次（默认）" in text and "Asia/Shanghai" in text
+        assert "案件 #1 的提醒" in text and "提醒节奏：每小时一次（默认）" in text and "Asia/Shanghai" in text
     labels = list(buttons_of(shown))
     assert len(labels) == 5 and labels[0].startswith("✓ ")
     data = list(buttons_of(shown).values())
