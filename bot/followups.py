@@ -268,9 +268,6 @@ class Followups:
         self.scheduled(change.nudges)
         return change
 
-    async def user_blocked(self, user_id: int) -> None:
-        await self.storage.block_user(user_id, self.now())
-
     async def user_returned(self, user_id: int) -> None:
         """A user who had blocked the bot wrote again: their nudges resume."""
         if await self.storage.unblock_user(user_id, self.now()):

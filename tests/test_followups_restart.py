@@ -3,7 +3,6 @@ then stopped with SIGTERM and started again, it delivers each pending nudge exac
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import time
@@ -14,7 +13,7 @@ from bot.config import parse_delays
 from bot.followups import Followups
 from bot.storage import Storage
 from dialogs.graph import load as load_graph
-from test_telegram_process import EXE, ROOT, TOKEN, BotProcess
+from test_telegram_process import TOKEN, BotProcess
 
 try:
     from tests.botapi import BotApiEmulator

@@ -15,16 +15,13 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.config import parse_delays
-from bot.followups import Followups
 from bot.storage import PlanChange
-from dialogs.followup import answer_ids
-from dialogs.model import TimelineEvent
+from dialogs.followup import Nudge, answer_ids
 from telegram_harness import Harness, buttons_of, option_data, question_of
 
 try:
@@ -463,7 +460,7 @@ async def test_a_burst_of_due_nudges_stays_under_the_rate_limit(make):
         await storage.ensure_user(user.id, now)
         case = await storage.create_case(user.id, {"node": "done", "slots": slots}, now)
         change = followups_.start(await storage.get_user(user.id), case, "non_delivery", now)
-        first = type(change.nudges[0])(now, "regular", {"rung": "seller", "n": 0})      # all due at once
+        first = Nudge(now, "regular", {"rung": "seller", "n": 0})      # all due at once
         await storage.save_turn(user.id, case.id, {"node": "done", "slots": slots}, [], now, status="advised",
                                 category="non_delivery", change=PlanChange(plan=change.plan, events=change.events,
                                                                            nudges=[first]))
