@@ -172,11 +172,13 @@ class _Rules:
     problems: tuple[str, ...]
 
 
-def _load_yaml(name: str) -> Any:
+def load_rules_yaml(name: str) -> Any:
+    """One data file of rules/ (advice, deadlines, facts, ladder, recipients), parsed."""
     return yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8")) or {}
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
+def as_tuple(value: Any) -> tuple[str, ...]:
+    """A YAML value that may be one string or a list of them, as a tuple of strings."""
     if value is None:
         return ()
     if isinstance(value, (list, tuple)):
@@ -188,7 +190,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 def _rules() -> _Rules:
     problems: list[str] = []
 
-    facts_doc = _load_yaml("facts.yaml")
+    facts_doc = load_rules_yaml("facts.yaml")
     facts: dict[str, Mapping[str, Any]] = {}
     for i, fact in enumerate(facts_doc.get("facts") or []):
         fid = fact.get("id") if isinstance(fact, Mapping) else None
@@ -201,7 +203,7 @@ def _rules() -> _Rules:
             problems.append(f"facts.yaml: fact {fid!r} has no source")
         facts[fid] = fact
 
-    advice_doc = _load_yaml("advice.yaml")
+    advice_doc = load_rules_yaml("advice.yaml")
     for top in advice_doc:
         if top not in _KINDS and top != "derived":
             problems.append(f"advice.yaml: unknown top-level key {top!r}")
@@ -233,14 +235,14 @@ def _rules() -> _Rules:
                 problems.append(f"{where}: order must be an integer")
             when = raw.get("when") or {}
             problems.extend(_check_when(when, where))
-            entry_facts = _as_tuple(raw.get("facts"))
+            entry_facts = as_tuple(raw.get("facts"))
             problems.extend(f"{where}: unknown fact id {f!r}" for f in entry_facts if f not in facts)
             entries.append(_Entry(kind, str(raw["key"]), int(raw.get("order") or 0), when, entry_facts))
     for kind in _KINDS:
         if not any(e.kind == kind for e in entries):
             problems.append(f"advice.yaml: no {kind} entries")
 
-    deadline_doc = _load_yaml("deadlines.yaml")
+    deadline_doc = load_rules_yaml("deadlines.yaml")
     deadlines: list[_DeadlineRule] = []
     by_id: dict[str, _DeadlineRule] = {}
     for i, raw in enumerate(deadline_doc.get("deadlines") or []):
@@ -254,7 +256,7 @@ def _rules() -> _Rules:
                 problems.append(f"{where}: unknown field {field!r}")
         if rid in by_id:
             problems.append(f"{where}: id defined twice")
-        rule_facts = _as_tuple(raw.get("facts"))
+        rule_facts = as_tuple(raw.get("facts"))
         if not rule_facts:
             problems.append(f"{where}: a deadline needs at least one fact (its source)")
         problems.extend(f"{where}: unknown fact id {f!r}" for f in rule_facts if f not in facts)

@@ -35,10 +35,9 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
 from dialogs.advice import (
-    RULES_DIR, SLOT_NAMES, _check_when, _matches, _normalise, _parse_date, advise, facts as _facts,
+    SLOT_NAMES, as_tuple, load_rules_yaml, _check_when, _matches, _normalise, _parse_date, advise, facts as _facts,
 )
 from dialogs.advice import message_keys as _advice_keys
 from dialogs.followup import _ladder, ladders_for
@@ -114,13 +113,6 @@ class _Rules:
     problems: tuple[str, ...]
 
 
-def _tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
 
 def _fact_text(fid: str) -> str:
     fact = _facts().get(fid) or {}
@@ -130,10 +122,10 @@ def _fact_text(fid: str) -> str:
 @lru_cache(maxsize=None)
 def _rules() -> _Rules:
     problems: list[str] = []
-    doc = yaml.safe_load((RULES_DIR / "recipients.yaml").read_text(encoding="utf-8")) or {}
+    doc = load_rules_yaml("recipients.yaml")
     known_facts = set(_facts())
     ladder = _ladder()
-    deadline_doc = yaml.safe_load((RULES_DIR / "deadlines.yaml").read_text(encoding="utf-8")) or {}
+    deadline_doc = load_rules_yaml("deadlines.yaml")
     known_deadlines = {str(d.get("id")) for d in deadline_doc.get("deadlines") or [] if isinstance(d, Mapping)}
     advice_keys = _advice_keys()
     top_keys = ("rungs", "needs", "demand", "evidence_kinds", "recipients", "channels", "laws", "basis")
@@ -151,7 +143,7 @@ def _rules() -> _Rules:
     problems.extend(f"recipients.yaml: rungs: ladder rung {r!r} has no recipient"
                     for r in ladder.rungs if r not in rungs)
 
-    needs = {str(k): _tuple(v) for k, v in (doc.get("needs") or {}).items()}
+    needs = {str(k): as_tuple(v) for k, v in (doc.get("needs") or {}).items()}
     for key, slots in needs.items():
         if key != "all" and key not in RECIPIENTS:
             problems.append(f"recipients.yaml: needs: unknown recipient {key!r}")
@@ -177,7 +169,7 @@ def _rules() -> _Rules:
         where = f"recipients.yaml: channel {cid!r}"
         raw = dict(raw or {})
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in ("facts",) + CHANNEL_FIELDS)
-        cfacts = _tuple(raw.get("facts"))
+        cfacts = as_tuple(raw.get("facts"))
         check_facts(cfacts, where)
         for f in CHANNEL_FIELDS:
             if f in raw and not any(str(raw[f]).lower() in _fact_text(x) for x in cfacts):
@@ -239,9 +231,9 @@ def _rules() -> _Rules:
         seen.add(bid)
         fields = ("id", "for", "advice", "when", "deadline", "deadline_passed", "facts", "cite", "withdrawal")
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in fields)
-        fors = _tuple(raw.get("for"))
+        fors = as_tuple(raw.get("for"))
         problems.extend(f"{where}: unknown recipient {r!r}" for r in fors if r not in RECIPIENTS)
-        adv = _tuple(raw.get("advice"))
+        adv = as_tuple(raw.get("advice"))
         if not adv:
             problems.append(f"{where}: needs the advice keys that say where it applies")
         problems.extend(f"{where}: unknown advice key {k!r}" for k in adv if k not in advice_keys)
@@ -249,13 +241,13 @@ def _rules() -> _Rules:
         for f in ("deadline", "deadline_passed"):
             if raw.get(f) is not None and raw[f] not in known_deadlines:
                 problems.append(f"{where}: unknown {f} {raw[f]!r}")
-        bfacts = _tuple(raw.get("facts"))
+        bfacts = as_tuple(raw.get("facts"))
         if not bfacts:
             problems.append(f"{where}: a legal basis needs its facts")
         check_facts(bfacts, where)
         cites = []
         for c in raw.get("cite") or []:
-            law, refs = c.get("law"), _tuple(c.get("refs"))
+            law, refs = c.get("law"), as_tuple(c.get("refs"))
             if law not in laws:
                 problems.append(f"{where}: unknown law {law!r}")
             for ref in refs:
@@ -267,7 +259,7 @@ def _rules() -> _Rules:
         basis.append(_Basis(bid, fors, adv, raw.get("when") or {}, raw.get("deadline"), raw.get("deadline_passed"),
                             bfacts, tuple(cites), bool(raw.get("withdrawal"))))
 
-    kinds = _tuple(doc.get("evidence_kinds"))
+    kinds = as_tuple(doc.get("evidence_kinds"))
     return _Rules(rungs, needs, demand, kinds, recipients, channels, laws, tuple(basis), tuple(problems))
 
 
@@ -663,7 +655,7 @@ def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale
 
 @lru_cache(maxsize=None)
 def _estimates() -> frozenset[str]:
-    doc = yaml.safe_load((RULES_DIR / "deadlines.yaml").read_text(encoding="utf-8")) or {}
+    doc = load_rules_yaml("deadlines.yaml")
     return frozenset(str(d["id"]) for d in doc.get("deadlines") or [] if isinstance(d, Mapping) and d.get("estimate"))
 
 

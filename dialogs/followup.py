@@ -41,14 +41,13 @@ Timeline events: `followup_started`, `nudge_answer`, `escalation`, `nudge`, `nud
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
-from dialogs.advice import RULES_DIR, Advice, Deadline, _check_when, _matches, _normalise, advise
+from dialogs.advice import Advice, Deadline, _check_when, _matches, _normalise, advise, as_tuple, load_rules_yaml
 from dialogs.model import Button, Effect, Reply, TimelineEvent
 
 UTC = timezone.utc
@@ -109,19 +108,12 @@ class _Ladder:
         return next(p for p in self.paths if p.id == pid)
 
 
-def _tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
 
 @lru_cache(maxsize=None)
 def _ladder() -> _Ladder:
     problems: list[str] = []
-    doc = yaml.safe_load((RULES_DIR / "ladder.yaml").read_text(encoding="utf-8")) or {}
-    deadline_doc = yaml.safe_load((RULES_DIR / "deadlines.yaml").read_text(encoding="utf-8")) or {}
+    doc = load_rules_yaml("ladder.yaml")
+    deadline_doc = load_rules_yaml("deadlines.yaml")
     known_deadlines = {str(d.get("id")) for d in deadline_doc.get("deadlines") or [] if isinstance(d, Mapping)}
 
     for top in doc:
@@ -137,13 +129,13 @@ def _ladder() -> _Ladder:
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in _RUNG_FIELDS)
         when = raw.get("when") or {}
         problems.extend(_check_when(when, where))
-        steps = _tuple(raw.get("steps"))
+        steps = as_tuple(raw.get("steps"))
         if not steps:
             problems.append(f"{where}: no step prefixes")
         fallback = str(raw.get("fallback") or "")
         if fallback != f"followup.step.{rid}":
             problems.append(f"{where}: fallback must be the message key 'followup.step.{rid}'")
-        dls = _tuple(raw.get("deadlines"))
+        dls = as_tuple(raw.get("deadlines"))
         problems.extend(f"{where}: unknown deadline id {d!r}" for d in dls if d not in known_deadlines)
         rungs[str(rid)] = _Rung(str(rid), when, steps, fallback, dls)
     for d in sorted(known_deadlines - {d for r in rungs.values() for d in r.deadlines}):
@@ -158,7 +150,7 @@ def _ladder() -> _Ladder:
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in ("when", "category", "rungs"))
         when = raw.get("when") or {}
         problems.extend(_check_when(when, where))
-        prungs = _tuple(raw.get("rungs"))
+        prungs = as_tuple(raw.get("rungs"))
         if not prungs:
             problems.append(f"{where}: no rungs")
         problems.extend(f"{where}: unknown rung {r!r}" for r in prungs if r not in rungs)
