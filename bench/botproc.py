@@ -7,9 +7,9 @@ Settings come from the environment, as for `refund-advisor run` (TELEGRAM_BOT_TO
 TELEGRAM_API_BASE_URL, REFUND_ADVISOR_DB, ...; the baseline reads BASELINE_PICKLE too).
 
 `--no-limiter` replaces python-telegram-bot's AIORateLimiter (30 requests/s overall for every
-call that names a chat, edits included) by one with no overall limit, in this process only: it
-measures what the bot itself can process, not what the limiter lets through. Nothing in bot/ is
-changed.
+call that names a chat, edits included) by one with no overall limit, and lifts the follow-up
+dispatcher's own pace for nudges (if it has one), in this process only: it measures what the bot
+itself can process, not what the limits let through. Nothing in bot/ is changed.
 """
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ def _unlimited_rate_limiter():
     return factory
 
 
+def _lift_nudge_pace() -> None:
+    """The dispatcher's share of the 30 requests a second for nudges (a keyword default), lifted."""
+    try:
+        from bot.dispatcher import Dispatcher
+    except ImportError:
+        return
+    defaults = Dispatcher.__init__.__kwdefaults__ or {}
+    if "per_second" in defaults:
+        defaults["per_second"] = 1e6
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("ours", "baseline"):
         print(__doc__, file=sys.stderr)
@@ -34,6 +45,7 @@ def main(argv: list[str]) -> int:
         if no_limiter:
             import bot.telegram_app
             bot.telegram_app.AIORateLimiter = _unlimited_rate_limiter()
+            _lift_nudge_pace()
         from bot.cli import main as cli_main
         return cli_main(["run"])
     from bench.baseline import bot as baseline
