@@ -155,7 +155,7 @@ async def test_language_cancel_help_escalate_and_unknown_commands(h):
     english = await h.command(user, "/language", "en")
     assert not CJK.search(english[0]["text"])
     escalate = await h.command(user, "/escalate")
-    assert "later version" in escalate[0]["text"] and "/status" in escalate[0]["text"]
+    assert "To draft a complaint I still need" in escalate[0]["text"] and "/escalate" in escalate[0]["text"]
     paused = await h.command(user, "/cancel")
     assert "Paused" in paused[0]["text"] and h.active_case(ANN)["dialog"]["paused"]
     offer = await h.say(user, "hello?")

@@ -52,6 +52,10 @@ class Delivery:
             return f"x:{extra['nonce']}" if value == "yes" else "x:no"
         if kind == "remind":
             return f"m:{int(extra['outcome_case'])}:{value}"
+        if kind == "esc":         # /escalate: the recipient
+            return tg.escalate_data(int(extra["outcome_case"]), value, None, extra.get("origin", "c"))
+        if kind == "esclang":     # /escalate: the letter's language, for the recipient chosen
+            return tg.escalate_data(int(extra["outcome_case"]), extra["recipient"], value, extra.get("origin", "c"))
         if case_id is None:
             raise ValueError(f"a question button {option!r} with no active case")
         return tg.press_data(case_id, token, option, index)

@@ -21,13 +21,15 @@ from telegram.ext import (
 
 from bot.conversation import Conversation, Outcome
 from bot.followups import Followups
-from bot.storage import Storage
+from bot.storage import DUPLICATE, Case, PlanChange, Refused, Storage
 from bot.telegram import render as tg
 from bot.telegram.delivery import Delivery
 from bot.telegram.sender import Sender, UserBlocked
 from dialogs import engine
+from dialogs.complaint import draft as complaint_draft, needed, recipients, render_draft
+from dialogs.followup import apply_answer
 from dialogs.engine import Command, DialogState, Press, Text
-from dialogs.model import Button, Reply
+from dialogs.model import LOCALES, Button, Reply, TimelineEvent
 from messages import locale_from, plain, render
 
 log = logging.getLogger(__name__)
@@ -202,10 +204,11 @@ class TelegramShell(Delivery):
             await self._ask_delete(update)
         elif name == "export":
             await self._export(update)
-        elif name in ("help", "escalate"):
+        elif name == "escalate":
+            await self._escalate(update, await self.storage.active_case(user_id), "c")
+        elif name == "help":
             locale = await conv.locale(user_id, language)
-            await self.deliver(update, Outcome(locale, [Reply("help_telegram" if name == "help" else "escalate_later",
-                                                              {})]))
+            await self.deliver(update, Outcome(locale, [Reply("help_telegram", {})]))
         else:
             locale = await conv.locale(user_id, language)
             await self.deliver(update, Outcome(locale, [Reply("err.unknown_command", {})]))
@@ -293,7 +296,7 @@ class TelegramShell(Delivery):
         label = tg.label_of(pressed.reply_markup if pressed else None, query.data) or (claim.option if claim else "")
         handler = {"q": self._press_question, "c": self._press_case, "l": self._press_language,
                    "r": self._press_outcome, "x": self._press_delete, "n": self._press_nudge,
-                   "m": self._press_remind}.get(claim.kind) if claim else None
+                   "m": self._press_remind, "e": self._press_escalate}.get(claim.kind) if claim else None
         if claim and claim.kind in ("n", "m") and self.followups is None:
             handler = None
         if update.effective_chat is None:       # a button of a message sent in inline mode: none are ours
@@ -376,11 +379,16 @@ class TelegramShell(Delivery):
             if pressed is not None:
                 await self._retire(user_id, chat_id, pressed.message_id, pressed.text_html if pressed.text else None,
                                    label, locale)
+            if claim.option == "escalate":      # whom the complaint is for comes next, not a pointer to /escalate
+                outcome.replies = [r for r in outcome.replies if r.key != "remind.escalate_hint"]
             # The acknowledgement goes under the nudge; a question open in the chat keeps its keyboard.
             for text, _ in await self._messages(user_id, outcome, {}):
                 await self._send(user_id, chat_id, text)
         except UserBlocked:
             log.info("user blocked the bot; the acknowledgement of a nudge answer is not sent")
+            return True
+        if claim.option == "escalate":
+            await self._escalate(update, await self.storage.get_case(user_id, claim.case_id), "n")
         return True
 
     async def _press_remind(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
@@ -393,6 +401,136 @@ class TelegramShell(Delivery):
             return False
         await self._answer_query(update, None)
         await self.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    # ---- /escalate ----------------------------------------------------------------------
+
+    def _stage(self, case: Case) -> tuple[dict, str, str | None]:
+        """The case's slots, and the category and rung complaints are chosen for: the plan's when
+        the case has one, else the case's category."""
+        slots = engine.active_slots(self.conversation.graph, case.slots)
+        plan = case.plan or {}
+        return slots, str(plan.get("category") or case.category or "other"), plan.get("rung")
+
+    async def _escalate(self, update: Update, case: Case | None, origin: str) -> None:
+        """Whom the complaint is for (only the recipients that fit, the recommended one first); or
+        what is missing first. `origin`: "c" (/escalate) or "n" (a nudge's Escalate button)."""
+        user_id = update.effective_user.id
+        locale = await self.conversation.locale(user_id, self._language(update))
+        if case is None:
+            replies = [Reply("escalate.no_case", {})]
+        elif case.status in CLOSED:
+            replies = [Reply("escalate.closed", {})]
+        else:
+            slots, category, rung = self._stage(case)
+            missing = needed(slots)
+            if case.status == "intake" or missing:
+                question = await self.conversation.open_question(user_id) if case.status == "intake" else []
+                resume = (Button(engine.RESUME, "btn.resume"),) if case.status == "intake" and not question else ()
+                replies = [Reply("escalate.missing", {"missing": list(missing)}, resume), *question]
+            else:
+                buttons = tuple(Button(f"esc:{r}", f"complaint.recipient.{r}")
+                                for r in recipients(slots, category, rung))
+                replies = [Reply("escalate.choose", {}, buttons)]
+        await self.deliver(update, Outcome(locale, replies, case.id if case else None), extra={"origin": origin})
+
+    async def _press_escalate(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        """e:<case>:<recipient>:_:<origin> (then the letter's language) and e:<case>:<recipient>:<zh|en>:<origin>
+        (then the draft): for one of the presser's own open, advised cases, a recipient that fits it."""
+        user_id, chat_id = update.effective_user.id, update.effective_chat.id
+        letter, _, origin = claim.option.partition(":")
+        if origin not in ("c", "n") or (letter != "_" and letter not in LOCALES):
+            return False
+        case = await self.storage.get_case(user_id, claim.case_id)
+        if case is None or case.status in CLOSED or case.status == "intake":
+            return False
+        slots, category, rung = self._stage(case)
+        if needed(slots) or claim.token not in recipients(slots, category, rung):
+            return False
+        live = (await self.storage.ui_state(user_id)).get("kb") or {}
+        if pressed is None or live.get("id") != pressed.message_id:     # only the keyboard sent last
+            return False
+        locale = await self.conversation.locale(user_id, self._language(update))
+        if letter == "_":
+            await self._answer_query(update, None)
+            if await self._seen(update):
+                return True
+            reply = Reply("escalate.language", {"recipient": claim.token},
+                          (Button("esclang:en", "btn.letter.en"), Button("esclang:zh", "btn.letter.zh")))
+            await self.deliver(update, Outcome(locale, [reply], case.id), answer=label, pressed=pressed,
+                               extra={"origin": origin, "recipient": claim.token})
+            return True
+
+        user = await self.storage.get_user(user_id)
+        now = self.clock()
+        if self.followups is not None:
+            zone = self.followups.zone(user, case)
+        else:
+            zone = self.conversation._zone(user.time_zone if user else None, case)
+        timeline = await self.storage.timeline(user_id, case.id)
+        evidence = await self.storage.evidence(user_id, case.id)
+        try:
+            made = complaint_draft(slots, category, claim.token, letter, timeline, evidence,
+                                   now.astimezone(zone).date(), rung=rung)
+        except ValueError:
+            return False
+        message, text, markdown = render_draft(made)
+        await self._answer_query(update, None)
+        if not await self._record_escalation(user_id, case.id, claim.token, letter, origin, now, update.update_id):
+            return True         # acted on already (a redelivered press), or the case went away
+        try:
+            if pressed is not None:
+                await self._retire(user_id, chat_id, pressed.message_id, pressed.text_html if pressed.text else None,
+                                   label, locale)
+                ui = await self.storage.ui_state(user_id)
+                if (ui.get("kb") or {}).get("id") == pressed.message_id:
+                    await self.storage.set_ui_state(user_id, {**ui, "kb": None}, self.clock())
+            await self._send(user_id, chat_id, message)
+            stem = f"complaint-{case.id}-{claim.token}-{letter}"
+            for content, ext, caption in ((text, "txt", "escalate.caption_txt"), (markdown, "md", "escalate.caption_md")):
+                await self.sender.call(user_id, "sendDocument", self._bot.send_document, chat_id=chat_id,
+                                       document=InputFile(content.encode("utf-8"), filename=f"{stem}.{ext}"),
+                                       caption=render(locale, caption), parse_mode=ParseMode.HTML)
+            await self._send(user_id, chat_id, render(locale, "escalate.recorded"))
+        except UserBlocked:
+            log.info("user blocked the bot; the complaint draft is not sent")
+        return True
+
+    async def _record_escalation(self, user_id: int, case_id: int, recipient: str, letter: str, origin: str,
+                                 now: datetime, update_id: int) -> bool:
+        """The escalation on the timeline, written once per press. From /escalate, the plan records
+        it too (dialogs.followup.apply_answer "escalate": status escalated, cadence restarted, the
+        rung kept); from a nudge's Escalate button the plan has recorded it already, so the draft
+        is noted as `complaint_draft`."""
+        extra = {"recipient": recipient, "letter_locale": letter}
+        followups = self.followups
+
+        def decide(user, case: Case) -> tuple[PlanChange, PlanChange] | None:
+            if case.status in CLOSED:
+                return None
+            plan = case.plan
+            if origin == "c" and plan and followups is not None:
+                plan, events, effects = apply_answer(plan, "escalate", now)
+                events = tuple(TimelineEvent(e.kind, {**e.data, **extra}) for e in events if e.kind == "escalation")
+                effects = tuple(e for e in effects if e.kind != "draft_complaint")
+                change = followups._effects(user, case, plan, effects, now, events)
+                return change, change
+            data = {**extra, **({"rung": plan.get("rung"), "path": plan.get("path")} if plan else {})}
+            if origin == "n":
+                change = PlanChange(events=(TimelineEvent("complaint_draft", data),))
+            else:
+                change = PlanChange(events=(TimelineEvent("escalation", data),),
+                                    status="escalated" if case.status == "advised" else None)
+            return change, change
+
+        try:
+            result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id)
+        except Refused:
+            return False
+        if result is DUPLICATE:
+            return False
+        if followups is not None:
+            followups.scheduled(result.nudges)
         return True
 
     async def _press_delete(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:

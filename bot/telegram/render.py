@@ -153,9 +153,9 @@ def press_data(case_id: int, token: str, option: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class Press:
-    kind: str                 # q, c, l, r, x, n, m
+    kind: str                 # q, c, l, r, x, n, m, e
     case_id: int | None = None
-    token: str = ""           # q: the question token; n: the followup id
+    token: str = ""           # q: the question token; n: the followup id; e: the recipient
     option: str = ""
 
 
@@ -163,6 +163,14 @@ def nudge_data(case_id: int, followup_id: int, answer: str) -> str:
     data = f"n:{case_id}:{followup_id}:{answer}"
     if not fits(data):
         raise ValueError(f"nudge callback data {data!r} does not fit in 64 bytes")
+    return data
+
+
+def escalate_data(case_id: int, recipient: str, letter: str | None, origin: str) -> str:
+    """/escalate buttons: e:<case>:<recipient>:<letter language or _>:<c (command) | n (nudge)>."""
+    data = f"e:{case_id}:{recipient}:{letter or '_'}:{origin}"
+    if not fits(data):
+        raise ValueError(f"escalate callback data {data!r} does not fit in 64 bytes")
     return data
 
 
@@ -186,6 +194,9 @@ def parse_data(data: str | None) -> Press | None:
         if kind == "m":
             case, choice = rest.split(":", 1)
             return Press("m", int(case), option=choice)
+        if kind == "e":
+            case, recipient, letter, origin = rest.split(":", 3)
+            return Press("e", int(case), recipient, f"{letter}:{origin}")
         if kind in ("l", "x") and rest:
             return Press(kind, option=rest)
     except ValueError:
