@@ -10,6 +10,11 @@ from typing import Any
 
 from bench.procs import TOKEN
 from tests.botapi import BotApiEmulator
+from tests.botapi import server as _server
+
+# socketserver's listen backlog is 5: a bot opening a hundred connections at once (nudges sent
+# side by side) would see connect timeouts that api.telegram.org does not give. In this process only.
+_server._Server.request_queue_size = 1024
 
 
 def question_of(markup: dict | None) -> tuple[str | None, list[str]]:

@@ -327,17 +327,26 @@ def run(kind: str, users: int, per_user: int, *, window: float, kill_after: floa
                 f"{built['build_s']:.1f} s, {built['bytes'] / 1e6:.0f} MB")
             return source, built
 
+        def attempt(what: str, fn, *args, **kwargs) -> dict:
+            """One measure; a failure is reported as its result (the other measures still run)."""
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:      # noqa: BLE001 - a benchmark reports, it does not stop
+                log(f"  {kind}: {what} failed: {str(exc).splitlines()[0]}")
+                return {"bot": kind, "error": str(exc)}
+
         source, built = build(users, "source")
-        limited = dispatch(kind, source, workdir, limit=30, no_limiter=False, window=window,
-                           startup_timeout=startup_timeout, stop_grace=stop_grace, log=log)
+        limited = attempt("dispatch under the limit", dispatch, kind, source, workdir, limit=30, no_limiter=False,
+                          window=window, startup_timeout=startup_timeout, stop_grace=stop_grace, log=log)
         small = None
         if reduced_users and reduced_users < users:
             source.unlink()
             source, small = build(reduced_users, "reduced")
-        unlimited = dispatch(kind, source, workdir, limit=None, no_limiter=True, window=window,
-                             startup_timeout=startup_timeout, stop_grace=stop_grace, log=log) if raw else None
-        killed = kill_restart(kind, source, workdir, before_kill=kill_after, after_restart=kill_after,
-                              startup_timeout=startup_timeout, log=log)
+        unlimited = attempt("raw dispatch", dispatch, kind, source, workdir, limit=None, no_limiter=True,
+                            window=window, startup_timeout=startup_timeout, stop_grace=stop_grace,
+                            log=log) if raw else None
+        killed = attempt("kill -9 test", kill_restart, kind, source, workdir, before_kill=kill_after,
+                         after_restart=kill_after, startup_timeout=startup_timeout, log=log)
         return {"bot": kind, "store": built, "reduced_store": small, "limited": limited, "raw": unlimited, "kill": killed}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

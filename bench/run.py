@@ -224,7 +224,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                     f"{_num(_get(b, 'kill', 'lost'))} / {_num(_get(b, 'kill', 'duplicated'))}", "", "0 lost"))
     for section in SECTIONS:
         if isinstance(results.get(section), dict) and "error" in results[section]:
-            out.append((f"{section}", "ERROR: " + results[section]["error"].splitlines()[-1][:60], "", "", ""))
+            out.append((f"{section}: ERROR {results[section]['error'].strip().splitlines()[-1][:70]}", "", "", "", ""))
     return out
 
 
