@@ -21,7 +21,7 @@ from typing import Callable
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, SimpleUpdateProcessor
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config
@@ -30,6 +30,7 @@ from bot.dispatcher import Dispatcher
 from bot.followups import Followups
 from bot.storage import Storage
 from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from messages import plain, render
 
@@ -111,32 +112,69 @@ def _file_url(base_url: str) -> str:
     return base_url[: -len("bot")] + "file/bot" if base_url.endswith("/bot") else base_url.rstrip("/") + "/file/bot"
 
 
-class _Sequential(SimpleUpdateProcessor):
-    """One update at a time (a user's turns stay in order); `done` hears of each finished update."""
-    __slots__ = ("done",)
+UPDATES_AT_ONCE = 64        # updates of different users handled side by side
 
-    def __init__(self, done: Callable[[object], None] | None = None):
-        super().__init__(max_concurrent_updates=1)
+
+def _update_key(update: object) -> object:
+    """Whose turn an update is: its user (else its chat). Updates of one key are handled in order."""
+    user = getattr(update, "effective_user", None)
+    if user is not None:
+        return ("user", user.id)
+    chat = getattr(update, "effective_chat", None)
+    return ("chat", chat.id) if chat is not None else None
+
+
+class _PerUser(BaseUpdateProcessor):
+    """Updates of different users side by side, one user's one at a time and in the order they
+    came (a turn reads what the turn before it wrote); `done` hears of each finished update.
+
+    Every turn waits on Bot API round trips: handled one at a time, the bot would idle through
+    them while other users wait."""
+    __slots__ = ("_tails", "done")
+
+    def __init__(self, done: Callable[[object], None] | None = None, at_once: int = UPDATES_AT_ONCE):
+        super().__init__(max_concurrent_updates=at_once)
         self.done = done
+        self._tails: dict[object, asyncio.Future] = {}
 
     async def do_process_update(self, update: object, coroutine) -> None:
+        key = _update_key(update)
+        before = self._tails.get(key)
+        mine = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
         try:
+            if before is not None:
+                try:
+                    await asyncio.shield(before)
+                except asyncio.CancelledError:
+                    coroutine.close()
+                    raise
             await coroutine
         finally:
+            mine.set_result(None)
+            if self._tails.get(key) is mine:
+                del self._tails[key]
             if self.done is not None:
                 self.done(update)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
 
 
 def build_application(config: Config, done: Callable[[object], None] | None = None, *,
                       post_init: Callable | None = None, post_stop: Callable | None = None) -> Application:
     builder = (ApplicationBuilder()
-               .concurrent_updates(_Sequential(done))
+               .concurrent_updates(_PerUser(done))
                .token(config.token)
                .base_url(config.api_base_url)
                .base_file_url(_file_url(config.api_base_url))
                # One limiter for replies and nudges: at most 30 requests a second overall.
                .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
-               .get_updates_read_timeout(POLL_TIMEOUT + 10))
+               .request(AiohttpRequest())
+               .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10)))
     if post_init is not None:
         builder = builder.post_init(post_init)
     if post_stop is not None:
