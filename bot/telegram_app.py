@@ -21,7 +21,7 @@ from typing import Callable
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config
@@ -30,6 +30,7 @@ from bot.dispatcher import Dispatcher
 from bot.followups import Followups
 from bot.storage import Storage
 from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from messages import plain, render
@@ -37,6 +38,7 @@ from messages import plain, render
 log = logging.getLogger("bot.telegram")
 EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
 POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
+REQUESTS_PER_SECOND = 30   # Telegram's overall limit for a bot, replies and nudges together
 _TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
 
 
@@ -171,8 +173,9 @@ def build_application(config: Config, done: Callable[[object], None] | None = No
                .token(config.token)
                .base_url(config.api_base_url)
                .base_file_url(_file_url(config.api_base_url))
-               # One limiter for replies and nudges: at most 30 requests a second overall.
-               .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
+               # One limiter for replies and nudges: at most 30 requests a second overall, replies
+               # first. RetryAfter is retried by our Sender, bounded.
+               .rate_limiter(SharedLimiter(REQUESTS_PER_SECOND, max_retries=0))
                .request(AiohttpRequest())
                .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10)))
     if post_init is not None:
@@ -255,6 +258,8 @@ class TelegramBot:
             await self.dispatcher.stop(app)
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.halt()      # no nudge starts while the updates in hand finish
         try:
             if self.app is not None:
                 if self.app.updater and self.app.updater.running:
