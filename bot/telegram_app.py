@@ -4,8 +4,9 @@
 any event loop (the tests run it in-process against a Bot API emulation). Start-up: open the
 database, getMe (a rejected token stops here), the Application's post_init (the follow-up
 dispatcher starts and re-arms from the database), setMyCommands in English and Chinese, then
-poll. A stop (SIGTERM, SIGINT, or `stop` set) finishes the update in hand, stops polling, runs
-post_stop (the dispatcher finishes or releases the nudges in hand) and closes the database:
+poll. Updates of different users are handled side by side, each user's in order. A stop
+(SIGTERM, SIGINT, or `stop` set) starts no new nudge, stops polling, finishes the updates in hand,
+runs post_stop (the nudge in flight is recorded, the rest of its batch released) and closes the database:
 every turn is one transaction, so nothing is half-written.
 """
 from __future__ import annotations

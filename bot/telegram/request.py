@@ -1,8 +1,9 @@
 """python-telegram-bot's HTTP layer on aiohttp instead of httpx.
 
 Every reply, edit and nudge is one Bot API request, so the client's own cost per request is most of
-the bot's cost per turn: httpx (python-telegram-bot's default) spends about 2.5 ms of CPU on each,
-aiohttp a fraction of that (`bench/README.md`). Same contract as `HTTPXRequest`: (status, body),
+the bot's cost per turn: with python-telegram-bot's default (httpx) a sendMessage to the emulator
+in another process cost about 2.3 ms of CPU, through this about 1 ms (0.5 ms of it is parsing the
+answer into a Message). Same contract as `HTTPXRequest`: (status, body),
 TimedOut on a timeout, NetworkError on anything else; proxies from the environment
 (HTTPS_PROXY ...) as httpx honours them.
 """
@@ -16,7 +17,6 @@ import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from telegram._utils.defaultvalue import DefaultValue
-
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
