@@ -6,9 +6,10 @@
 Settings come from the environment, as for `refund-advisor run` (TELEGRAM_BOT_TOKEN,
 TELEGRAM_API_BASE_URL, REFUND_ADVISOR_DB, ...; the baseline reads BASELINE_PICKLE too).
 
-`--no-limiter` replaces python-telegram-bot's AIORateLimiter (30 requests/s overall for every
-call that names a chat, edits included) by one with no overall limit, and lifts the follow-up
-dispatcher's own pace for nudges (if it has one), in this process only: it measures what the bot
+`--no-limiter` lifts the bot's overall limit (30 requests/s for every call that names a chat,
+edits included: bot.telegram.limiter.SharedLimiter, or python-telegram-bot's AIORateLimiter in
+older revisions) and the follow-up dispatcher's own pace for nudges (older revisions had one),
+in this process only: it measures what the bot
 itself can process, not what the limits let through. Nothing in bot/ is changed.
 """
 from __future__ import annotations
@@ -23,6 +24,15 @@ def _unlimited_rate_limiter():
         kwargs["overall_max_rate"] = 0
         return AIORateLimiter(*args, **kwargs)
     return factory
+
+
+def _lift_overall_limit(app_module) -> None:
+    """The bot's limiter, whichever it is: SharedLimiter(per_second) or AIORateLimiter (older revisions)."""
+    shared = getattr(app_module, "SharedLimiter", None)
+    if shared is not None:
+        app_module.SharedLimiter = lambda per_second=30, **kwargs: shared(0, **kwargs)
+    else:
+        app_module.AIORateLimiter = _unlimited_rate_limiter()
 
 
 def _lift_nudge_pace() -> None:
@@ -44,7 +54,7 @@ def main(argv: list[str]) -> int:
     if argv[0] == "ours":
         if no_limiter:
             import bot.telegram_app
-            bot.telegram_app.AIORateLimiter = _unlimited_rate_limiter()
+            _lift_overall_limit(bot.telegram_app)
             _lift_nudge_pace()
         from bot.cli import main as cli_main
         return cli_main(["run"])

@@ -3,9 +3,11 @@
 The database is the source of truth (DESIGN.md, Follow-ups). One APScheduler date job is armed
 at the earliest pending due time; it is moved earlier when a turn schedules an earlier nudge
 (`poke`) and re-armed from the database after each run. A run claims due rows in batches
-(pending -> sending, atomically), sends them through the application's bot (the same
-AIORateLimiter as the replies: at most 30 requests a second) and records each one. A million
-pending nudges are a million rows and one job.
+(pending -> sending, atomically), sends them one at a time through the application's bot (the
+same limiter as the replies, in its low-priority lane: the nudges take what the replies leave of
+the 30 requests a second) and records each one before the next goes: a crash between a send and
+its record repeats that one nudge, and no other. A million pending nudges are a million rows and
+one job.
 
 - RetryAfter (429) is waited out by the Sender when short, else the row is retried after it.
 - 5xx and network errors: retried by the Sender, then the row is retried later with a growing
@@ -15,11 +17,14 @@ pending nudges are a million rows and one job.
 - A row is checked just before it is sent: a case resolved or deleted meanwhile sends nothing.
 - Start-up re-arms rows left `sending` by a crash: at most the nudge in flight then is repeated.
   One process per database.
+- A stop lets the nudge in flight finish and be recorded; the rest of the batch goes back to
+  pending at once.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import warnings
 from collections import OrderedDict
@@ -34,33 +39,13 @@ from telegram.error import BadRequest, NetworkError, RetryAfter
 from bot.followups import Followups
 from bot.storage import Followup, Storage
 from bot.telegram import render as tg
+from bot.telegram.limiter import LOW_PRIORITY
 from bot.telegram.sender import Sender, UserBlocked
 from messages import render_reply
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 JOB_ID = "followups"
-
-
-class Pace:
-    """Requests spaced evenly, at most `per_second` a second (whatever the burst)."""
-
-    def __init__(self, per_second: float):
-        self.gap = 1.0 / per_second
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-            self._next = max(now, self._next) + self.gap
-
-    def hold(self, seconds: float) -> None:
-        """Telegram asked to wait (429): nothing goes out before then."""
-        self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
 
 
 def _button_group(option: str) -> str:
@@ -77,9 +62,9 @@ def _retry_after(error: RetryAfter) -> float:
 
 class Dispatcher:
     def __init__(self, storage: Storage, followups: Followups, sender: Sender, *,
-                 clock: Callable[[], datetime] | None = None, batch_size: int = 100, concurrency: int = 16,
+                 clock: Callable[[], datetime] | None = None, batch_size: int = 100, concurrency: int = 1,
                  retry_base: float = 5.0, retry_max: float = 600.0, max_bad_requests: int = 3,
-                 stop_grace: float = 5.0, per_second: float = 20.0):
+                 stop_grace: float = 5.0):
         self.storage = storage
         self.followups = followups
         self.sender = sender
@@ -90,9 +75,6 @@ class Dispatcher:
         self.retry_max = retry_max
         self.max_bad_requests = max_bad_requests
         self.stop_grace = stop_grace
-        # Nudges take at most `per_second` of the bot's 30 requests a second (AIORateLimiter, shared
-        # with the replies): a burst of due nudges never crowds out the answers to users.
-        self.pace = Pace(per_second)
         self.scheduler: AsyncIOScheduler | None = None
         self._bot: Any = None
         self._armed: datetime | None = None     # the due time the job is armed for (the clock's time)
@@ -119,8 +101,12 @@ class Dispatcher:
         log.info("follow-up dispatcher started%s",
                  f"; next nudge due {self._armed.isoformat(timespec='seconds')}" if self._armed else "")
 
+    def halt(self) -> None:
+        """No nudge starts from now on (the one in flight finishes); `stop` does the rest."""
+        self._stopping = True
+
     async def stop(self, application: Any = None) -> None:
-        """No new run; the one in hand gets a few seconds to finish, then is cancelled and its
+        """No new run; the nudge in hand gets a few seconds to finish, then is cancelled; the
         unsent rows are released (pending again)."""
         self._stopping = True
         if self.scheduler is not None:
@@ -176,7 +162,10 @@ class Dispatcher:
         if self._stopping:
             return
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._run(), name="followups")
+            # Every request of the run goes in the limiter's low-priority lane (the task's context).
+            context = contextvars.copy_context()
+            context.run(LOW_PRIORITY.set, True)
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="followups", context=context)
         else:
             self._again = True
 
@@ -205,8 +194,8 @@ class Dispatcher:
     # ---- sending ------------------------------------------------------------------------
 
     async def _send_batch(self, batch: list[Followup]) -> None:
-        """The batch's cases side by side (a bounded number at once; the rate limiter paces the
-        requests); the rows of one case together, as one message."""
+        """The batch's cases, `concurrency` at a time (the rate limiter paces the requests; each one
+        in flight is one a crash may repeat); the rows of one case together, as one message."""
         by_case: OrderedDict[int, list[Followup]] = OrderedDict()
         for row in batch:
             by_case.setdefault(row.case_id, []).append(row)
@@ -215,6 +204,8 @@ class Dispatcher:
 
         async def one(rows: list[Followup]) -> None:
             async with gate:
+                if self._stopping:
+                    return           # left in flight: released (pending again) by stop()
                 try:
                     await self._deliver(rows)
                 except asyncio.CancelledError:
@@ -282,22 +273,12 @@ class Dispatcher:
         for message_id in replaced:
             await self._retire(user.id, message_id)
 
-    def _paced(self, method: Callable) -> Callable:
-        async def call(**kwargs: Any) -> Any:
-            await self.pace.wait()
-            try:
-                return await method(**kwargs)
-            except RetryAfter as exc:
-                self.pace.hold(_retry_after(exc))      # for every nudge, not only this one
-                raise
-        return call
-
     async def _send(self, user_id: int, html: str, markup: Any) -> Any:
         parts = tg.split_html(html, tg.MAX_TEXT)
         sent = None
         for i, part in enumerate(parts):
             sent = await self.sender.call(
-                user_id, "sendMessage (nudge)", self._paced(self._bot.send_message), chat_id=user_id, text=part,
+                user_id, "sendMessage (nudge)", self._bot.send_message, chat_id=user_id, text=part,
                 parse_mode=ParseMode.HTML, disable_web_page_preview=True,
                 reply_markup=markup if i == len(parts) - 1 else None)
         return sent
@@ -306,7 +287,7 @@ class Dispatcher:
         """An earlier nudge's keyboard, replaced by a newer nudge of the same case: removed."""
         try:
             await self.sender.call(user_id, "editMessageReplyMarkup (old nudge)",
-                                   self._paced(self._bot.edit_message_reply_markup),
+                                   self._bot.edit_message_reply_markup,
                                    chat_id=user_id, message_id=message_id, reply_markup=None)
         except (BadRequest, UserBlocked, NetworkError, RetryAfter) as exc:
             log.debug("could not retire the keyboard of an old nudge: %s", exc)

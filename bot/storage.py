@@ -218,6 +218,8 @@ class Evidence:
 
 _CASE_COLUMNS = "id, user_id, status, slots, dialog, category, confidence, created_at, updated_at, plan, cadence"
 _USER_COLUMNS = "id, language, time_zone, blocked, seen_locale"
+_ACTIVE_CASE = (f"SELECT {', '.join('c.' + c.strip() for c in _CASE_COLUMNS.split(','))} FROM dialog_state d "
+                "JOIN cases c ON c.id = d.case_id AND c.user_id = d.user_id WHERE d.user_id = ?")
 _FOLLOWUP_COLUMNS = "id, case_id, user_id, due_at, kind, state, attempts, data, message_id, answer"
 
 
@@ -298,6 +300,10 @@ class Storage:
                           seen_locale: str | None = None) -> User:
         """The user's row, made if missing. `seen_locale`: the language their Telegram app reports,
         kept for messages sent unprompted (written only when it changes)."""
+        # Nearly every turn finds the row as it should be: a read, not a write transaction.
+        known = await self.get_user(user_id)
+        if known is not None and (seen_locale is None or known.seen_locale == seen_locale):
+            return known
         async with self._transaction():
             await self._db.execute(
                 "INSERT INTO users (id, language, seen_locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
@@ -307,9 +313,8 @@ class Storage:
         return await self.get_user(user_id)  # type: ignore[return-value]
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await (await self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
-        return _user(row) if row else None
+        rows = await self._db.execute_fetchall(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+        return _user(rows[0]) if rows else None
 
     async def set_user(self, user_id: int, now: datetime, **fields: Any) -> None:
         allowed = {"language", "time_zone", "blocked"}
@@ -336,9 +341,9 @@ class Storage:
         return await self.get_case(user_id, case_id)  # type: ignore[return-value]
 
     async def get_case(self, user_id: int, case_id: int) -> Case | None:
-        row = await (await self._db.execute(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))).fetchone()
-        return _case(row) if row else None
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))
+        return _case(rows[0]) if rows else None
 
     async def list_cases(self, user_id: int) -> list[Case]:
         rows = await (await self._db.execute(
@@ -346,10 +351,8 @@ class Storage:
         return [_case(r) for r in rows]
 
     async def active_case(self, user_id: int) -> Case | None:
-        row = await (await self._db.execute(
-            f"SELECT {', '.join('c.' + c.strip() for c in _CASE_COLUMNS.split(','))} FROM dialog_state d "
-            "JOIN cases c ON c.id = d.case_id AND c.user_id = d.user_id WHERE d.user_id = ?", (user_id,))).fetchone()
-        return _case(row) if row else None
+        rows = await self._db.execute_fetchall(_ACTIVE_CASE, (user_id,))
+        return _case(rows[0]) if rows else None
 
     async def set_active_case(self, user_id: int, case_id: int | None, now: datetime) -> bool:
         """Make one of the user's own cases the active one; False if it is not theirs."""
@@ -367,8 +370,8 @@ class Storage:
 
     async def ui_state(self, user_id: int) -> dict[str, Any]:
         """Per-user shell state beside the active case (e.g. the message whose buttons are live)."""
-        row = await (await self._db.execute("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))).fetchone()
-        return json.loads(row[0]) if row else {}
+        rows = await self._db.execute_fetchall("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))
+        return json.loads(rows[0][0]) if rows else {}
 
     async def set_ui_state(self, user_id: int, data: Mapping[str, Any], now: datetime) -> None:
         async with self._transaction():

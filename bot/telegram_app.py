@@ -4,8 +4,9 @@
 any event loop (the tests run it in-process against a Bot API emulation). Start-up: open the
 database, getMe (a rejected token stops here), the Application's post_init (the follow-up
 dispatcher starts and re-arms from the database), setMyCommands in English and Chinese, then
-poll. A stop (SIGTERM, SIGINT, or `stop` set) finishes the update in hand, stops polling, runs
-post_stop (the dispatcher finishes or releases the nudges in hand) and closes the database:
+poll. Updates of different users are handled side by side, each user's in order. A stop
+(SIGTERM, SIGINT, or `stop` set) starts no new nudge, stops polling, finishes the updates in hand,
+runs post_stop (the nudge in flight is recorded, the rest of its batch released) and closes the database:
 every turn is one transaction, so nothing is half-written.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, SimpleUpdateProcessor
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config
@@ -30,12 +31,15 @@ from bot.dispatcher import Dispatcher
 from bot.followups import Followups
 from bot.storage import Storage
 from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.limiter import SharedLimiter
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from messages import plain, render
 
 log = logging.getLogger("bot.telegram")
 EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
 POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
+REQUESTS_PER_SECOND = 30   # Telegram's overall limit for a bot, replies and nudges together
 _TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
 
 
@@ -111,32 +115,70 @@ def _file_url(base_url: str) -> str:
     return base_url[: -len("bot")] + "file/bot" if base_url.endswith("/bot") else base_url.rstrip("/") + "/file/bot"
 
 
-class _Sequential(SimpleUpdateProcessor):
-    """One update at a time (a user's turns stay in order); `done` hears of each finished update."""
-    __slots__ = ("done",)
+UPDATES_AT_ONCE = 64        # updates of different users handled side by side
 
-    def __init__(self, done: Callable[[object], None] | None = None):
-        super().__init__(max_concurrent_updates=1)
+
+def _update_key(update: object) -> object:
+    """Whose turn an update is: its user (else its chat). Updates of one key are handled in order."""
+    user = getattr(update, "effective_user", None)
+    if user is not None:
+        return ("user", user.id)
+    chat = getattr(update, "effective_chat", None)
+    return ("chat", chat.id) if chat is not None else None
+
+
+class _PerUser(BaseUpdateProcessor):
+    """Updates of different users side by side, one user's one at a time and in the order they
+    came (a turn reads what the turn before it wrote); `done` hears of each finished update.
+
+    Every turn waits on Bot API round trips: handled one at a time, the bot would idle through
+    them while other users wait."""
+    __slots__ = ("_tails", "done")
+
+    def __init__(self, done: Callable[[object], None] | None = None, at_once: int = UPDATES_AT_ONCE):
+        super().__init__(max_concurrent_updates=at_once)
         self.done = done
+        self._tails: dict[object, asyncio.Future] = {}
 
     async def do_process_update(self, update: object, coroutine) -> None:
+        key = _update_key(update)
+        before = self._tails.get(key)
+        mine = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
         try:
+            if before is not None:
+                try:
+                    await asyncio.shield(before)
+                except asyncio.CancelledError:
+                    coroutine.close()
+                    raise
             await coroutine
         finally:
+            mine.set_result(None)
+            if self._tails.get(key) is mine:
+                del self._tails[key]
             if self.done is not None:
                 self.done(update)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
 
 
 def build_application(config: Config, done: Callable[[object], None] | None = None, *,
                       post_init: Callable | None = None, post_stop: Callable | None = None) -> Application:
     builder = (ApplicationBuilder()
-               .concurrent_updates(_Sequential(done))
+               .concurrent_updates(_PerUser(done))
                .token(config.token)
                .base_url(config.api_base_url)
                .base_file_url(_file_url(config.api_base_url))
-               # One limiter for replies and nudges: at most 30 requests a second overall.
-               .rate_limiter(AIORateLimiter(max_retries=0))   # RetryAfter is retried by our Sender, bounded
-               .get_updates_read_timeout(POLL_TIMEOUT + 10))
+               # One limiter for replies and nudges: at most 30 requests a second overall, replies
+               # first. RetryAfter is retried by our Sender, bounded.
+               .rate_limiter(SharedLimiter(REQUESTS_PER_SECOND, max_retries=0))
+               .request(AiohttpRequest())
+               .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10)))
     if post_init is not None:
         builder = builder.post_init(post_init)
     if post_stop is not None:
@@ -217,6 +259,8 @@ class TelegramBot:
             await self.dispatcher.stop(app)
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.halt()      # no nudge starts while the updates in hand finish
         try:
             if self.app is not None:
                 if self.app.updater and self.app.updater.running:

@@ -1547,5 +1547,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.emulator._stopping:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+        # Headers and body in one write: two would wake the client twice for every answer.
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
