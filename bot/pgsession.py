@@ -78,7 +78,8 @@ class PgSession:
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = 10) -> "PgSession":
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=60)
+        # A host that drops packets: a clear error after 10 s rather than a long hang at start-up.
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=60, timeout=10)
         return cls(pool)
 
     async def execute(self, sql: str, args: Iterable[Any] = ()) -> Cursor:

@@ -328,7 +328,9 @@ class Storage:
         shown = pgsession.redact(url)
         try:
             session = await pgsession.PgSession.connect(url)
-        except Exception as exc:     # asyncpg, OSError, ValueError (a malformed URL), timeouts
+        except ValueError as exc:
+            raise StorageError(f"cannot open database {shown}: malformed URL ({_pg_reason(exc, url)})") from None
+        except Exception as exc:     # asyncpg, OSError, timeouts
             raise StorageError(f"cannot open database {shown}: {_pg_reason(exc, url)}") from None
         storage = cls(session, shown)
         try:
@@ -889,6 +891,61 @@ class Storage:
         ):
             total += (await (await self._db.execute(sql, (user_id,))).fetchone())[0]
         return total
+
+    # ---- whole tables (copy-db) ---------------------------------------------------------
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows per table, every table."""
+        counts = {}
+        for table, _ in TABLES:
+            counts[table] = (await (await self._db.execute(f"SELECT COUNT(*) FROM {table}")).fetchone())[0]
+        return counts
+
+    async def _columns(self, table: str) -> list[str]:
+        if self.postgres:
+            rows = await (await self._db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ? ORDER BY ordinal_position", (table,))).fetchall()
+            return [r[0] for r in rows]
+        return [r[1] for r in await (await self._db.execute(f"PRAGMA table_info({table})")).fetchall()]
+
+    async def copy_from(self, source: "Storage", batch: int = 1000,
+                        progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+        """Every row of every table of `source`, ids kept, into this (empty) database, in one
+        transaction: all of it or none. On PostgreSQL the id sequences then continue after the
+        highest id copied. Returns the rows copied per table."""
+        copied: dict[str, int] = {}
+        async with self._transaction():
+            for table, key in TABLES:
+                columns = await source._columns(table)
+                listed = ", ".join(columns)
+                insert = f"INSERT INTO {table} ({listed}) VALUES ({', '.join('?' * len(columns))})"
+                at = columns.index(key)
+                copied[table], last = 0, None
+                while True:
+                    sql = f"SELECT {listed} FROM {table}" + (f" WHERE {key} > ?" if last is not None else "")
+                    rows = await (await source._db.execute(
+                        f"{sql} ORDER BY {key} LIMIT ?", (last, batch) if last is not None else (batch,))).fetchall()
+                    if not rows:
+                        break
+                    try:
+                        await self._db.executemany(insert, [tuple(r) for r in rows])
+                    except (sqlite3.Error, ValueError, TypeError) as exc:
+                        raise StorageError(f"copying {table} from {key} {rows[0][at]}: {exc}") from None
+                    except Exception as exc:     # asyncpg's errors (a foreign key, a type) have no common base
+                        raise StorageError(f"copying {table} from {key} {rows[0][at]}: "
+                                           f"{_pg_reason(exc, '')}") from None
+                    copied[table] += len(rows)
+                    last = rows[-1][at]
+                    if progress:
+                        progress(table, copied[table])
+            if self.postgres:
+                for table, key in TABLES:
+                    if key == "id" and table != "users":     # users' ids are Telegram's, not a sequence's
+                        await self._db.execute(
+                            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 1), "
+                            f"MAX(id) IS NOT NULL) FROM {table}")
+        return copied
 
     # ---- plumbing ---------------------------------------------------------------------
 
