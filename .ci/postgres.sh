@@ -28,18 +28,14 @@ _pg_start() {
             return 1
         fi
     fi
-    # PostgreSQL refuses to run as root: the cluster belongs to the postgres user then.
-    local as=()
-    if [ "$(id -u)" = 0 ]; then
-        id postgres >/dev/null 2>&1 || { _pg_warn "running as root and there is no postgres user"; return 1; }
-        as=(su postgres -s /bin/sh -c)
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        _pg_warn "running as root and there is no postgres user"; return 1
     fi
     _PG_DIR=$(mktemp -d /tmp/refund-advisor-pg.XXXXXX)
     chmod 755 "$_PG_DIR"
     [ "$(id -u)" = 0 ] && chown postgres "$_PG_DIR"
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    _pg_run() { if [ ${#as[@]} -gt 0 ]; then "${as[@]}" "$*"; else sh -c "$*"; fi; }
     # Password authentication over TCP, as in production: the tests check a password never leaks.
     local password
     password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
@@ -52,12 +48,24 @@ _pg_start() {
     _pg_run "'$bindir/pg_ctl' -D '$_PG_DIR/data' -l '$_PG_DIR/server.log' -w -t 30 \
         -o \"-h 127.0.0.1 -p $port -k '$_PG_DIR' -c fsync=off -c synchronous_commit=off -c full_page_writes=off\" start" \
         >/dev/null 2>&1 || { _pg_warn "the server did not start (see $_PG_DIR/server.log)"; return 1; }
-    _PG_STOP="_pg_run \"'$bindir/pg_ctl' -D '$_PG_DIR/data' -m fast -w stop\" >/dev/null 2>&1; rm -rf '$_PG_DIR'"
+    _PG_CTL="$bindir/pg_ctl"
     export REFUND_ADVISOR_TEST_PG="postgresql://postgres:$password@127.0.0.1:$port/postgres"
     echo "PostgreSQL for the tests: postgresql://postgres:***@127.0.0.1:$port/postgres" >&2
 }
 
-_pg_stop() { [ -n "${_PG_STOP:-}" ] && eval "$_PG_STOP"; _PG_STOP=; }
+# PostgreSQL refuses to run as root: the cluster then belongs to the postgres user.
+_pg_run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
 
-_pg_start || true
+_pg_stop() {
+    if [ -n "${_PG_CTL:-}" ]; then
+        _pg_run "'$_PG_CTL' -D '$_PG_DIR/data' -m fast -w stop" >/dev/null 2>&1 \
+            || echo "could not stop the test PostgreSQL in $_PG_DIR" >&2
+        _PG_CTL=
+    fi
+    [ -n "${_PG_DIR:-}" ] && rm -rf "$_PG_DIR"
+    _PG_DIR=
+}
+
+_PG_CTL= _PG_DIR=
 trap _pg_stop EXIT
+_pg_start || true
