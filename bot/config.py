@@ -46,6 +46,20 @@ def parse_quiet_hours(text: str, name: str = "REFUND_ADVISOR_QUIET_HOURS") -> tu
     return int(m.group(1)), int(m.group(2))
 
 
+def parse_db(text: str, name: str = "REFUND_ADVISOR_DB") -> str:
+    """A SQLite file path, or a postgresql:// URL (several instances on one database)."""
+    text = text.strip()
+    if not text:
+        raise ConfigError(f"{name} is empty: expected a SQLite file path or a postgresql:// URL")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme and scheme.group(1).lower() not in ("postgresql", "postgres"):
+        raise ConfigError(f"{name}: {scheme.group(1)}:// is not a database this program uses: expected a "
+                          "SQLite file path or a postgresql://user:password@host:port/database URL")
+    if scheme and scheme.group(1) != scheme.group(1).lower():
+        text = scheme.group(1).lower() + text[len(scheme.group(1)):]
+    return text
+
+
 def load(env: Mapping[str, str], **overrides: str | None) -> Config:
     """Settings from `env`; a non-None override (a command-line flag) wins."""
     def get(name: str, default: str | None = None) -> str | None:
@@ -55,9 +69,7 @@ def load(env: Mapping[str, str], **overrides: str | None) -> Config:
     base_url = (get("TELEGRAM_API_BASE_URL") or DEFAULT_API_BASE_URL).strip()
     if not re.match(r"^https?://", base_url):
         raise ConfigError(f"TELEGRAM_API_BASE_URL={base_url!r}: expected an http(s) URL like {DEFAULT_API_BASE_URL}")
-    db_path = (get("REFUND_ADVISOR_DB") or DEFAULT_DB).strip()
-    if not db_path:
-        raise ConfigError("REFUND_ADVISOR_DB is empty: expected a file path")
+    db_path = parse_db(get("REFUND_ADVISOR_DB") or DEFAULT_DB)
     token = (get("TELEGRAM_BOT_TOKEN") or "").strip() or None
     return Config(
         token=token,

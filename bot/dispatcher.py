@@ -16,7 +16,9 @@ one job.
   again when the user writes.
 - A row is checked just before it is sent: a case resolved or deleted meanwhile sends nothing.
 - Start-up re-arms rows left `sending` by a crash: at most the nudge in flight then is repeated.
-  One process per database.
+  One process per SQLite file; on PostgreSQL several instances share the rows (claims skip each
+  other's locked rows, and a claim is a lease: only a dead instance's rows are re-armed, once
+  the lease is over; see bot/storage.py).
 - A stop lets the nudge in flight finish and be recorded; the rest of the batch goes back to
   pending at once.
 """

@@ -46,3 +46,14 @@ def test_quiet_hours():
 def test_bad_base_url():
     with pytest.raises(ConfigError, match="TELEGRAM_API_BASE_URL"):
         load({"TELEGRAM_API_BASE_URL": "api.telegram.org"})
+
+
+def test_the_database_is_a_file_or_a_postgresql_url():
+    assert load({"REFUND_ADVISOR_DB": " data/bot.db "}).db_path == "data/bot.db"
+    url = "postgresql://bot:pw@db.internal:5432/refunds"
+    assert load({"REFUND_ADVISOR_DB": url}).db_path == url
+    assert load({"REFUND_ADVISOR_DB": "PostgreSQL://bot@db/refunds"}).db_path == "postgresql://bot@db/refunds"
+    for bad in ("mysql://bot:pw@db/refunds", "   "):
+        with pytest.raises(ConfigError, match="REFUND_ADVISOR_DB") as refused:
+            load({"REFUND_ADVISOR_DB": bad})
+        assert "pw" not in str(refused.value).replace("password", "")

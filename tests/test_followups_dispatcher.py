@@ -1,6 +1,6 @@
 """The dispatcher with a stand-in bot: one APScheduler job whatever the number of pending nudges,
 armed at the earliest and moved earlier by a new nudge; a clean stop releases the nudges in hand;
-a nudge Telegram refuses fails after a few attempts and the plan goes on."""
+a nudge Telegram refuses fails after a few attempts and the plan goes on; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +52,8 @@ class FakeApp:
 
 
 @pytest.fixture
-async def parts(tmp_path):
-    storage = await Storage.open(tmp_path / "d.db")
+async def parts(db_url):
+    storage = await Storage.open(db_url)
     followups = Followups(storage, load_graph(), cadence=parse_delays("1h"), quiet_hours=None)
     dispatchers: list[Dispatcher] = []
 
@@ -140,10 +140,10 @@ async def test_a_nudge_telegram_refuses_fails_after_three_attempts_and_the_plan_
     assert "nudge_failed" in events and "nudge" not in events
 
 
-async def test_nudges_are_planned_in_the_users_zone_out_of_quiet_hours(tmp_path):
+async def test_nudges_are_planned_in_the_users_zone_out_of_quiet_hours(db_url):
     from zoneinfo import ZoneInfo
     shanghai = ZoneInfo("Asia/Shanghai")
-    storage = await Storage.open(tmp_path / "q.db")
+    storage = await Storage.open(db_url)
     try:
         followups = Followups(storage, load_graph(), cadence=parse_delays("2h"), quiet_hours=(22, 8))
         now = datetime(2026, 11, 10, 21, 30, tzinfo=shanghai)

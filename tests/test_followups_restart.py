@@ -1,17 +1,17 @@
 """`refund-advisor run` as a process with nudges pending: killed with SIGKILL and started again,
-then stopped with SIGTERM and started again, it delivers each pending nudge exactly once."""
+then stopped with SIGTERM and started again, it delivers each pending nudge exactly once; on
+SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from bot.config import parse_delays
 from bot.followups import Followups
 from bot.storage import Storage
+from dbs import raw
 from dialogs.graph import load as load_graph
 from test_telegram_process import TOKEN, BotProcess
 
@@ -27,7 +27,7 @@ SLOTS = {"jurisdiction": "UK", "purchase_type": "goods", "merchant": "Some Shop"
          "problem": "non_delivery", "contacted": False}
 
 
-async def seed(db: Path) -> None:
+async def seed(db: str) -> None:
     """Three advised cases, their plans started now (as the intake's last turn does)."""
     storage = await Storage.open(db)
     try:
@@ -43,32 +43,31 @@ async def seed(db: Path) -> None:
         await storage.close()
 
 
-def rows(db: Path, sql: str, *args) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, args).fetchall()
+def rows(db: str, sql: str, *args) -> list[tuple]:
+    return asyncio.run(raw(db, sql, *args))
 
 
 def nudges(emu: BotApiEmulator, user_id: int) -> list[dict]:
     return [m for m in emu.messages(user_id) if "What has happened since my last message?" in m["text"]]
 
 
-def sent_per_case(db: Path) -> dict[int, int]:
+def sent_per_case(db: str) -> dict[int, int]:
     return dict(rows(db, "SELECT user_id, COUNT(*) FROM followups WHERE state = 'sent' GROUP BY user_id"))
 
 
-def wait_all(emu: BotApiEmulator, db: Path, count: int, timeout: float = 15) -> None:
+def wait_all(emu: BotApiEmulator, db: str, count: int, timeout: float = 15) -> None:
     """Every user has `count` nudges, and the database has recorded them."""
     emu.wait_for_sync(lambda: all(len(nudges(emu, u)) >= count for u in USERS)
                       and all(sent_per_case(db).get(u, 0) >= count for u in USERS), timeout)
 
 
-def latest_due(db: Path) -> float:
+def latest_due(db: str) -> float:
     (due,) = rows(db, "SELECT MAX(due_at) FROM followups WHERE state = 'pending' AND kind = 'regular'")[0]
     return datetime.fromisoformat(due).timestamp()
 
 
-def test_pending_nudges_survive_kill_9_and_sigterm_and_go_out_exactly_once(tmp_path):
-    db, log = tmp_path / "bot.db", tmp_path / "bot.log"
+def test_pending_nudges_survive_kill_9_and_sigterm_and_go_out_exactly_once(db_url, tmp_path):
+    db, log = db_url, tmp_path / "bot.log"
     asyncio.run(seed(db))
     with BotApiEmulator(token=TOKEN) as emu:
         for user_id in USERS:

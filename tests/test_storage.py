@@ -1,33 +1,36 @@
-"""Storage: migrations, one transaction per turn, per-user isolation, erasure."""
+"""Storage: migrations, one transaction per turn, per-user isolation, erasure; on SQLite and on
+PostgreSQL (tests/conftest.py's db_url), except what is SQLite's own (WAL, a file that is not one)."""
 import sqlite3
 from datetime import datetime, timezone
 
 import pytest
 
 from bot.storage import MIGRATIONS, Storage, StorageError
+from dbs import raw
 from dialogs.model import TimelineEvent
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-async def storage(tmp_path):
-    s = await Storage.open(tmp_path / "t.db")
+async def storage(db_url):
+    s = await Storage.open(db_url)
     yield s
     await s.close()
 
 
-async def test_migrates_a_new_file_and_reopens_it(tmp_path):
-    path = tmp_path / "fresh.db"
-    s = await Storage.open(path)
+async def test_migrates_a_new_database_and_reopens_it(db_url, backend):
+    s = await Storage.open(db_url)
     assert await s.schema_version() == len(MIGRATIONS)
     await s.ensure_user(7, NOW)
     await s.close()
-    s = await Storage.open(path)
+    s = await Storage.open(db_url)
     assert (await s.get_user(7)).id == 7
+    assert await s.schema_version() == len(MIGRATIONS)
     await s.close()
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    if backend == "sqlite":
+        mode = sqlite3.connect(db_url).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
 
 
 async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
@@ -42,11 +45,14 @@ async def test_a_missing_folder_is_a_clear_error(tmp_path):
         await Storage.open(tmp_path / "no" / "such" / "x.db")
 
 
-async def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "newer.db"
-    sqlite3.connect(path).execute("PRAGMA user_version = 99").connection.commit()
+async def test_a_newer_schema_is_refused(db_url, backend):
+    if backend == "sqlite":
+        sqlite3.connect(db_url).execute("PRAGMA user_version = 99").connection.commit()
+    else:
+        await (await Storage.open(db_url)).close()
+        await raw(db_url, "UPDATE refund_advisor_schema SET version = 99")
     with pytest.raises(StorageError, match="newer"):
-        await Storage.open(path)
+        await Storage.open(db_url)
 
 
 async def test_a_turn_is_saved_whole_and_only_for_the_owner(storage):
