@@ -90,6 +90,9 @@ class PgSession:
             return Cursor(rows, len(rows))
         return Cursor((), _count(await conn.execute(text, *args)))
 
+    async def execute_fetchall(self, sql: str, args: Iterable[Any] = ()) -> Sequence[Any]:
+        return await (self._held.get() or self.pool).fetch(translate(sql)[0], *args)
+
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
