@@ -11,7 +11,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo
 
-from bot.storage import Case, Storage
+from bot.storage import Case, StaleTurn, Storage
 from dialogs import engine
 from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
@@ -32,6 +32,10 @@ class Outcome:
     case_id: int | None = None
     documents: list[tuple[str, bytes]] = field(default_factory=list)
     duplicate: bool = False        # the update was already acted on: send nothing
+
+
+# A turn that lost a race with another instance is computed again from the case as it is now.
+_TURN_ATTEMPTS = 3
 
 
 def _event_record(event: Event) -> TimelineEvent:
@@ -92,6 +96,12 @@ class Conversation:
             if isinstance(event, (Press, Command)) or (isinstance(event, Text) and not event.text.strip()):
                 # Nothing to answer yet: open the first question.
                 return Outcome(locale, [engine.ask(self.graph, DialogState.from_dict(case.dialog))], case.id)
+        for _ in range(_TURN_ATTEMPTS - 1):
+            try:
+                return await self._step(user_id, case, event, locale, update_id)
+            except StaleTurn:
+                # Another instance answered this user meanwhile: the turn again, from where it left the case.
+                case = await self.storage.get_case(user_id, case.id) or case
         return await self._step(user_id, case, event, locale, update_id)
 
     async def _step(self, user_id: int, case: Case, event: Event, locale: str, update_id: int | None) -> Outcome:
@@ -110,7 +120,8 @@ class Conversation:
             change = self.followups.start(user, with_slots(case, result.state.slots, category), category, now)
         saved = await self.storage.save_turn(
             user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
-            status=status, category=category, confidence=confidence, update_id=update_id, change=change)
+            status=status, category=category, confidence=confidence, update_id=update_id, change=change,
+            read=case.dialog)
         if not saved:
             return Outcome(locale, duplicate=True)
         if change is not None:

@@ -48,6 +48,7 @@ from messages import render_reply
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 JOB_ID = "followups"
+SHARED_LOOK_AGAIN = timedelta(minutes=1)
 
 
 def _button_group(option: str) -> str:
@@ -152,6 +153,11 @@ class Dispatcher:
         earliest = await self.storage.earliest_followup()
         if self.scheduler is None or self._stopping:
             return
+        if self.storage.postgres:
+            # Other instances poke only themselves: nudges one of them scheduled and did not live to
+            # send (or leases it left) are found by looking again at least this often.
+            latest = self.clock() + SHARED_LOOK_AGAIN
+            earliest = latest if earliest is None else min(earliest, latest)
         if earliest is not None and (self._armed is None or earliest < self._armed):
             self._arm(earliest)
 

@@ -229,6 +229,10 @@ class Refused(Exception):
     """A change the storage will not make (not the user's case, a stale nudge button)."""
 
 
+class StaleTurn(Exception):
+    """save_turn: the case moved on since it was read (another instance took a turn meanwhile)."""
+
+
 DUPLICATE = object()     # change_case: the update was acted on already
 
 
@@ -472,10 +476,12 @@ class Storage:
     async def save_turn(self, user_id: int, case_id: int, dialog: Mapping[str, Any], events: Iterable[TimelineEvent],
                         now: datetime, *, status: str | None = None, category: str | None = None,
                         confidence: float | None = None, update_id: int | None = None,
-                        change: PlanChange | None = None) -> bool:
+                        change: PlanChange | None = None, read: Mapping[str, Any] | None = None) -> bool:
         """The outcome of one turn, in one transaction: the dialog position, the slots, the timeline,
         (for Telegram) the update id, and the follow-up plan and nudges it starts (`change`, written
-        after the rest). False, and nothing written, if the update was already done."""
+        after the rest). False, and nothing written, if the update was already done. `read`: the
+        dialog the turn was computed from; if the case holds another one now (a turn of the same
+        user on another instance came first), nothing is written and StaleTurn is raised."""
         if status is not None and status not in CASE_STATUSES:
             raise ValueError(f"unknown case status {status!r}")
         async with self._transaction(user_id):
@@ -488,10 +494,12 @@ class Storage:
             cursor = await self._db.execute(
                 "UPDATE cases SET dialog = ?, slots = ?, status = COALESCE(?, status), "
                 "category = COALESCE(?, category), confidence = COALESCE(?, confidence), updated_at = ? "
-                "WHERE id = ? AND user_id = ?",
+                "WHERE id = ? AND user_id = ?" + (" AND dialog = ?" if read is not None else ""),
                 (_dump(dict(dialog)), _dump(dict(dialog.get("slots") or {})), status, category, confidence,
-                 _iso(now), case_id, user_id))
+                 _iso(now), case_id, user_id, *([_dump(dict(read))] if read is not None else [])))
             if cursor.rowcount != 1:
+                if read is not None and await self.get_case(user_id, case_id) is not None:
+                    raise StaleTurn(f"case {case_id} changed since it was read")
                 raise LookupError(f"case {case_id} of user {user_id} does not exist")
             await self._db.executemany(
                 "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, ?, ?)",

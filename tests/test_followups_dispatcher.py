@@ -83,19 +83,38 @@ async def seed(storage: Storage, followups: Followups, user_id: int, due: dateti
 async def test_one_job_whatever_the_number_of_pending_nudges(parts):
     storage, followups, make = parts
     start = datetime.now(UTC).replace(microsecond=0)
+    # Due within the minute after which a dispatcher on PostgreSQL looks again anyway.
     for i in range(300):
-        await seed(storage, followups, 5000 + i, start + timedelta(hours=2, seconds=i))
+        await seed(storage, followups, 5000 + i, start + timedelta(seconds=40, milliseconds=i))
     dispatcher = make()
     await dispatcher.start(FakeApp(FakeBot()))
     jobs = dispatcher.scheduler.get_jobs()
     assert [j.id for j in jobs] == [JOB_ID]
-    assert dispatcher._armed == start + timedelta(hours=2)
+    assert dispatcher._armed == start + timedelta(seconds=40)
     # A nudge scheduled earlier moves the one job; a later one does not.
-    followups.scheduled([Nudge(start + timedelta(hours=1), "regular")])
+    followups.scheduled([Nudge(start + timedelta(seconds=20), "regular")])
     followups.scheduled([Nudge(start + timedelta(hours=3), "regular")])
     jobs = dispatcher.scheduler.get_jobs()
-    assert len(jobs) == 1 and dispatcher._armed == start + timedelta(hours=1)
-    assert abs(jobs[0].next_run_time - (start + timedelta(hours=1))) < timedelta(seconds=2)
+    assert len(jobs) == 1 and dispatcher._armed == start + timedelta(seconds=20)
+    assert abs(jobs[0].next_run_time - (start + timedelta(seconds=20))) < timedelta(seconds=2)
+    await dispatcher.stop()
+
+
+async def test_far_nudges_wait_for_their_time_alone_on_sqlite_and_a_minute_at_most_on_postgresql(parts):
+    """Several instances share a PostgreSQL database and each pokes only itself: a nudge another
+    instance scheduled and did not live to send is found within a minute."""
+    storage, followups, make = parts
+    start = datetime.now(UTC)
+    await seed(storage, followups, 1, start + timedelta(hours=2))
+    dispatcher = make()
+    await dispatcher.start(FakeApp(FakeBot()))
+    (job,) = dispatcher.scheduler.get_jobs()
+    wait = job.next_run_time - start
+    if storage.postgres:
+        assert timedelta(seconds=50) < wait <= timedelta(minutes=1, seconds=2)
+    else:
+        assert timedelta(hours=1, minutes=59) < wait <= timedelta(hours=2, seconds=2)
+    await dispatcher.stop()
 
 
 async def test_a_clean_stop_releases_the_nudges_in_hand(parts):

@@ -154,3 +154,26 @@ async def test_a_dead_instances_claims_are_taken_over_after_their_lease(db_url, 
             assert all(f.attempts == 2 for f in taken)
     finally:
         await live.close()
+
+
+async def test_two_instances_answering_one_user_at_once_lose_no_answer(db_url):
+    """Two updates of one user reach two instances at the same moment: each turn is computed from
+    the case as the other left it, so both answers are kept (none overwritten by a stale turn)."""
+    from bot.conversation import Conversation
+    from dialogs.engine import Text
+
+    a, b = await Storage.open(db_url), await Storage.open(db_url)
+    try:
+        first, second = Conversation(a, clock=lambda: NOW), Conversation(b, clock=lambda: NOW)
+        for user in range(1, 9):
+            await first.start(user, language_code="en")
+            await asyncio.gather(first.handle(user, Text("United Kingdom"), update_id=user * 10),
+                                 second.handle(user, Text("an online course"), update_id=user * 10 + 1))
+            case = await a.active_case(user)
+            assert case.slots.get("jurisdiction") == "UK", case.slots
+            assert case.slots.get("purchase_type") == "course", case.slots
+            said = [e.data["text"] for e in await a.timeline(user, case.id) if e.kind == "said"]
+            assert sorted(said) == ["United Kingdom", "an online course"]
+    finally:
+        await a.close()
+        await b.close()
