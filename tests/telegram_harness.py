@@ -85,9 +85,9 @@ class Harness:
             self.bot = bot
             started.set()
 
-        self._task = asyncio.create_task(serve(config_for(self.emu, self.db_path, **self.config), self._stop,
-                                               ready=ready, on_update_done=self._finished, clock=self.clock,
-                                               dispatch_followups=self.nudges))
+        self._task = asyncio.create_task(self.serve(config_for(self.emu, self.db_path, **self.config), self._stop,
+                                                    ready=ready, on_update_done=self._finished, clock=self.clock,
+                                                    dispatch_followups=self.nudges))
         waiter = asyncio.create_task(started.wait())
         done, _ = await asyncio.wait({self._task, waiter}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
@@ -95,6 +95,10 @@ class Harness:
             raise RuntimeError(f"the bot stopped at start-up with exit code {self._task.result()}")
         if waiter not in done:
             raise TimeoutError("the bot did not start")
+
+    def serve(self, config: Config, stop: asyncio.Event, **kwargs: Any):
+        """How the bot runs (polling here; tests/test_webhook.py's harness serves a webhook)."""
+        return serve(config, stop, **kwargs)
 
     async def stop(self) -> int:
         assert self._stop is not None and self._task is not None
