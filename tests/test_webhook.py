@@ -155,3 +155,19 @@ async def test_a_webhook_url_the_bot_api_refuses_stops_the_start_with_exit_2(tmp
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TELEGRAM_WEBHOOK_URL" in err[0] and "https url" in err[0].lower()
+
+
+async def test_back_to_polling_the_webhook_is_removed_and_what_was_written_meanwhile_is_answered(wh):
+    user = wh.emu.user(ANN)
+    await wh.command(user, "/start")
+    assert await wh.stop() == 0
+    assert wh.emu.webhook["url"] == PUBLIC_URL, "a stopped instance leaves the webhook to the others"
+    update = user.send("China")                      # no instance listens: Telegram keeps it
+    polling = Harness(wh.emu, wh.db_path)
+    await polling.start()
+    try:
+        await polling.done(update)
+        assert wh.emu.webhook["url"] == ""
+        assert polling.after(ANN, update), "answered by the polling bot"
+    finally:
+        assert await polling.stop() == 0
