@@ -37,12 +37,15 @@ from tornado.web import Application as WebApplication, RequestHandler
 
 from bot.config import HEALTH_PATH, Config, ConfigError, WebhookConfig
 from bot.health import probe
+from bot.telegram.sender import Sender
 from bot.telegram_app import TelegramBot, protect_token, run
 
 log = logging.getLogger("bot.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024          # bytes; an update is a few kilobytes, anything far larger is not Telegram
 STOP_GRACE = 30.0               # seconds a stop waits for the updates in hand
+SET_WEBHOOK_ATTEMPTS = 3
+
 
 
 class WebhookBot(TelegramBot):
@@ -69,15 +72,21 @@ class WebhookBot(TelegramBot):
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         self.accepting = True
-        try:
-            # Every instance sets the same webhook: setting it again is harmless, and a stop never
-            # deletes it (the other instances, or this one restarted, still need it).
-            await self.app.bot.set_webhook(self.webhook.url, secret_token=self.webhook.secret,
-                                           allowed_updates=Update.ALL_TYPES)
-        except BadRequest as exc:
-            raise ConfigError(f"the Bot API refused TELEGRAM_WEBHOOK_URL={self.webhook.url}: {exc.message}") from None
+        await self._set_webhook()
         log.info("webhook for @%s at %s, listening on %s:%s%s", self.app.bot.username, self.webhook.url,
                  self.webhook.listen, self.port, self.webhook.path)
+
+    async def _set_webhook(self) -> None:
+        # Every instance sets the same webhook: setting it again is harmless, and a stop never
+        # deletes it (the other instances, or this one restarted, still need it). Instances
+        # starting together may meet Telegram's flood control: the Sender waits and retries.
+        try:
+            await Sender(self.storage, attempts=SET_WEBHOOK_ATTEMPTS).call(
+                None, "setWebhook", self.app.bot.set_webhook, url=self.webhook.url,
+                secret_token=self.webhook.secret, allowed_updates=Update.ALL_TYPES)
+        except BadRequest as exc:
+            raise ConfigError(f"the Bot API refused TELEGRAM_WEBHOOK_URL={self.webhook.url}: "
+                              f"{exc.message}") from None
 
     async def _stop_receiving(self) -> None:
         self.accepting = False

@@ -14,8 +14,9 @@ from functools import partial
 import pytest
 
 from bot.config import WebhookConfig
+from bot.telegram_app import serve
 from bot.webhook import WebhookBot
-from telegram_harness import Harness
+from telegram_harness import Harness, config_for, started
 from test_telegram_intake import BUTTONS, drive, finished
 
 try:
@@ -37,7 +38,6 @@ class WebhookHarness(Harness):
             self.emu.route_webhook([f"http://127.0.0.1:{bot.port}/telegram"])
             ready(bot)
 
-        from bot.telegram_app import serve
         return serve(config, stop, bot_class=partial(WebhookBot, webhook=webhook), ready=routed, **kwargs)
 
     def local_url(self, path: str) -> str:
@@ -47,15 +47,8 @@ class WebhookHarness(Harness):
 @pytest.fixture
 async def wh(tmp_path):
     with BotApiEmulator() as emu:
-        harness = WebhookHarness(emu, tmp_path / "bot.db")
-        await harness.start()
-        try:
+        async with started(WebhookHarness(emu, tmp_path / "bot.db")) as harness:
             yield harness
-        finally:
-            if harness.bot is not None:
-                assert await harness.stop() == 0
-        assert emu.errors == [] and emu.warnings == []
-        assert emu.stats.errors.get(400, 0) == 0
 
 
 def http(url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict | None]:
@@ -146,8 +139,6 @@ async def test_healthz_is_200_while_the_database_answers_and_503_when_it_does_no
 
 
 async def test_a_webhook_url_the_bot_api_refuses_stops_the_start_with_exit_2(tmp_path, capsys):
-    from bot.telegram_app import serve
-    from telegram_harness import config_for
     with BotApiEmulator() as emu:
         webhook = WebhookConfig(url="ftp://nowhere", secret=SECRET, listen="127.0.0.1", port=0, path="/t")
         code = await serve(config_for(emu, tmp_path / "bot.db"), asyncio.Event(),
@@ -171,3 +162,12 @@ async def test_back_to_polling_the_webhook_is_removed_and_what_was_written_meanw
         assert polling.after(ANN, update), "answered by the polling bot"
     finally:
         assert await polling.stop() == 0
+
+
+@pytest.mark.filterwarnings("ignore:.*`retry_after` will be of type")    # python-telegram-bot's own, per 429
+async def test_flood_control_on_set_webhook_is_waited_out(tmp_path):
+    with BotApiEmulator() as emu:
+        emu.fail_next("setWebhook", 429, retry_after=1)     # another instance set it a moment ago
+        async with started(WebhookHarness(emu, tmp_path / "bot.db")) as harness:
+            assert emu.webhook["url"] == PUBLIC_URL
+            assert await harness.command(emu.user(ANN), "/start")
