@@ -5,11 +5,17 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping
+from urllib.parse import urlsplit
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DB = "refund-advisor.db"
 DEFAULT_FOLLOWUP = "2d,3d,5d,7d"
 DEFAULT_QUIET_HOURS = "22-8"
+DEFAULT_WEBHOOK_LISTEN = "127.0.0.1"    # behind a reverse proxy on the same host; the container sets 0.0.0.0
+DEFAULT_WEBHOOK_PORT = 8080
+HEALTH_PATH = "/healthz"
+# What Telegram accepts as a secret_token (setWebhook).
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
@@ -25,6 +31,15 @@ class Config:
     db_path: str
     followup: tuple[timedelta, ...]
     quiet_hours: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str            # the public address Telegram posts to (setWebhook url)
+    secret: str         # setWebhook secret_token; requests without it are refused
+    listen: str         # address the HTTP server binds
+    port: int           # 0: any free port (tests)
+    path: str           # path the updates are served on, here
 
 
 def parse_delays(text: str, name: str = "REFUND_ADVISOR_FOLLOWUP") -> tuple[timedelta, ...]:
@@ -78,3 +93,38 @@ def load(env: Mapping[str, str], **overrides: str | None) -> Config:
         followup=parse_delays(get("REFUND_ADVISOR_FOLLOWUP") or DEFAULT_FOLLOWUP),
         quiet_hours=parse_quiet_hours(get("REFUND_ADVISOR_QUIET_HOURS") or DEFAULT_QUIET_HOURS),
     )
+
+
+def load_webhook(env: Mapping[str, str], **overrides: str | None) -> WebhookConfig:
+    """Webhook settings from `env`, a non-None override (a command-line flag) winning. Read only
+    by `refund-advisor webhook`: polling needs none of them."""
+    def get(name: str) -> str:
+        value = overrides.get(name)
+        return (value if value is not None else env.get(name, "")).strip()
+
+    url = get("TELEGRAM_WEBHOOK_URL")
+    if not url:
+        raise ConfigError("TELEGRAM_WEBHOOK_URL is not set: expected the public https:// address Telegram "
+                          "posts updates to, like https://bot.example.com/telegram")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"TELEGRAM_WEBHOOK_URL={url!r}: expected an https:// URL like "
+                          "https://bot.example.com/telegram")
+    secret = get("TELEGRAM_WEBHOOK_SECRET")
+    # The value itself is never quoted: it is a credential.
+    if not secret:
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET is not set: webhook mode needs a secret of 1-256 characters "
+                          "A-Z a-z 0-9 _ - (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if not _SECRET.fullmatch(secret):
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET: expected 1-256 characters A-Z a-z 0-9 _ - "
+                          "(Telegram accepts no others)")
+    listen = get("TELEGRAM_WEBHOOK_LISTEN") or DEFAULT_WEBHOOK_LISTEN
+    port_text = get("TELEGRAM_WEBHOOK_PORT") or str(DEFAULT_WEBHOOK_PORT)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(f"TELEGRAM_WEBHOOK_PORT={port_text!r}: expected a port number 1-65535")
+    path = get("TELEGRAM_WEBHOOK_PATH") or parts.path or "/"
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise ConfigError(f"TELEGRAM_WEBHOOK_PATH={path!r}: expected a path like /telegram")
+    if path.rstrip("/") == HEALTH_PATH:
+        raise ConfigError(f"TELEGRAM_WEBHOOK_PATH={path!r}: {HEALTH_PATH} is the health check's path")
+    return WebhookConfig(url=url, secret=secret, listen=listen, port=int(port_text), path=path)

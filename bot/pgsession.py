@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import re
 from typing import Any, Iterable, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -34,17 +33,13 @@ def translate(sql: str) -> tuple[str, bool]:
     return found
 
 
-def redact(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-    except ValueError:
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+_CREDENTIALS = re.compile(r"(://[^:/@\s]+):[^@\s]*@")
+
+
+def redact(text: str) -> str:
+    """Any database URL in `text` without its password (postgresql://user:secret@host -> user:***@host),
+    for messages and logs."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 def is_postgres(target: str) -> bool:

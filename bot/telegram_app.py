@@ -1,4 +1,4 @@
-"""`refund-advisor run`: the advisor on Telegram, long polling.
+"""`refund-advisor run`: the advisor on Telegram, long polling (bot.webhook: the same bot on a webhook).
 
 `run_polling(config)` is what the command line calls; `serve(config, stop)` is the same bot for
 any event loop (the tests run it in-process against a Bot API emulation). Start-up: open the
@@ -25,7 +25,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
 from bot.followups import Followups
@@ -241,11 +241,19 @@ class TelegramBot:
             except TelegramError as exc:
                 log.warning("setMyCommands failed (the command menu may be out of date): %s", exc)
             await self.app.start()
-            await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
-            log.info("polling as @%s", self.app.bot.username)
+            await self._receive()
         except BaseException:
-            await self._close()
+            await self._shutdown()
             raise
+
+    async def _receive(self) -> None:
+        """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
+        await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
+        log.info("polling as @%s", self.app.bot.username)
+
+    async def _stop_receiving(self) -> None:
+        if self.app.updater and self.app.updater.running:
+            await self.app.updater.stop()
 
     async def _post_init(self, app: Application) -> None:
         if not self.dispatch_followups:
@@ -259,18 +267,21 @@ class TelegramBot:
             await self.dispatcher.stop(app)
 
     async def stop(self) -> None:
+        await self._shutdown()
+        log.info("stopped")
+
+    async def _shutdown(self) -> None:
+        """Whatever of start() was done, undone (also after a start that failed half-way)."""
         if self.dispatcher is not None:
             self.dispatcher.halt()      # no nudge starts while the updates in hand finish
         try:
             if self.app is not None:
-                if self.app.updater and self.app.updater.running:
-                    await self.app.updater.stop()
+                await self._stop_receiving()
                 if self.app.running:
                     await self.app.stop()      # finishes the updates already fetched
                 await self.app.post_stop(self.app)
         finally:
             await self._close()
-        log.info("stopped")
 
     async def _close(self) -> None:
         try:
@@ -290,15 +301,20 @@ def _say(message: str) -> None:
 
 async def serve(config: Config, stop: asyncio.Event, *, clock: Callable[[], datetime] | None = None,
                 poll_timeout: float = POLL_TIMEOUT, ready: Callable[["TelegramBot"], None] | None = None,
-                on_update_done: Callable[[object], None] | None = None, dispatch_followups: bool = True) -> int:
-    """Run the bot until `stop` is set; the exit code. A StorageError propagates (exit 2 in the CLI)."""
+                on_update_done: Callable[[object], None] | None = None, dispatch_followups: bool = True,
+                bot_class: Callable[..., "TelegramBot"] | None = None) -> int:
+    """Run the bot until `stop` is set; the exit code. A StorageError propagates (exit 2 in the CLI).
+    `bot_class`: how updates arrive (TelegramBot polls; bot.webhook's WebhookBot serves a webhook)."""
     if not config.token:
         _say("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token")
         return EXIT_USAGE
-    bot = TelegramBot(config, clock=clock, poll_timeout=poll_timeout, on_update_done=on_update_done,
-                      dispatch_followups=dispatch_followups)
+    bot = (bot_class or TelegramBot)(config, clock=clock, poll_timeout=poll_timeout,
+                                     on_update_done=on_update_done, dispatch_followups=dispatch_followups)
     try:
         await bot.start()
+    except ConfigError as exc:      # a setting the Bot API or the operating system refused at start
+        _say(str(exc))
+        return EXIT_USAGE
     except InvalidToken:
         # The exception's text quotes the token: never print it.
         _say("the Bot API rejected the token (401 Unauthorized on getMe): check TELEGRAM_BOT_TOKEN")
@@ -317,6 +333,11 @@ async def serve(config: Config, stop: asyncio.Event, *, clock: Callable[[], date
 
 def run_polling(config: Config) -> int:
     """`refund-advisor run`: until SIGTERM or SIGINT. Returns the exit code."""
+    return run(config)
+
+
+def run(config: Config, bot_class: Callable[..., TelegramBot] | None = None) -> int:
+    """The bot until SIGTERM or SIGINT, updates received as `bot_class` does (serve). The exit code."""
     if not config.token:
         _say("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token")
         return EXIT_USAGE
@@ -327,6 +348,6 @@ def run_polling(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await serve(config, stop)
+        return await serve(config, stop, bot_class=bot_class)
 
     return asyncio.run(main())

@@ -7,6 +7,7 @@ update (the application reports each finished update), with the bot messages sen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from datetime import timedelta
@@ -85,9 +86,9 @@ class Harness:
             self.bot = bot
             started.set()
 
-        self._task = asyncio.create_task(serve(config_for(self.emu, self.db_path, **self.config), self._stop,
-                                               ready=ready, on_update_done=self._finished, clock=self.clock,
-                                               dispatch_followups=self.nudges))
+        self._task = asyncio.create_task(self.serve(config_for(self.emu, self.db_path, **self.config), self._stop,
+                                                    ready=ready, on_update_done=self._finished, clock=self.clock,
+                                                    dispatch_followups=self.nudges))
         waiter = asyncio.create_task(started.wait())
         done, _ = await asyncio.wait({self._task, waiter}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
@@ -95,6 +96,10 @@ class Harness:
             raise RuntimeError(f"the bot stopped at start-up with exit code {self._task.result()}")
         if waiter not in done:
             raise TimeoutError("the bot did not start")
+
+    def serve(self, config: Config, stop: asyncio.Event, **kwargs: Any):
+        """How the bot runs (polling here; tests/test_webhook.py's harness serves a webhook)."""
+        return serve(config, stop, **kwargs)
 
     async def stop(self) -> int:
         assert self._stop is not None and self._task is not None
@@ -184,20 +189,27 @@ def live_keyboards(emu: BotApiEmulator, chat_id: int) -> list[dict]:
     return [m for m in emu.messages(chat_id) if (m.get("reply_markup") or {}).get("inline_keyboard")]
 
 
+@contextlib.asynccontextmanager
+async def started(harness: Harness):
+    """The harness's bot running; then stopped, and checked that nothing went wrong."""
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        if harness.bot is not None:
+            assert await harness.stop() == 0
+    emu = harness.emu
+    assert emu.errors == [], "the emulator hit an internal error"
+    assert emu.warnings == [], "the bot used an unknown parameter or an unemulated method"
+    assert emu.stats.errors.get(400, 0) == 0, "the bot sent a request Telegram rejects"
+
+
 @pytest.fixture
 async def h(tmp_path):
     """A started bot against a fresh emulator and database; checks that nothing went wrong."""
     with BotApiEmulator() as emu:
-        harness = Harness(emu, tmp_path / "bot.db")
-        await harness.start()
-        try:
+        async with started(Harness(emu, tmp_path / "bot.db")) as harness:
             yield harness
-        finally:
-            if harness.bot is not None:
-                assert await harness.stop() == 0
-        assert emu.errors == [], "the emulator hit an internal error"
-        assert emu.warnings == [], "the bot used an unknown parameter or an unemulated method"
-        assert emu.stats.errors.get(400, 0) == 0, "the bot sent a request Telegram rejects"
 
 
 def clean(h: Harness, chat_id: int) -> None:

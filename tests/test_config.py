@@ -57,3 +57,15 @@ def test_the_database_is_a_file_or_a_postgresql_url():
         with pytest.raises(ConfigError, match="REFUND_ADVISOR_DB") as refused:
             load({"REFUND_ADVISOR_DB": bad})
         assert "pw" not in str(refused.value).replace("password", "")
+
+
+def test_webhook_defaults_take_the_path_from_the_url_and_flags_win():
+    from bot.config import load_webhook
+    env = {"TELEGRAM_WEBHOOK_URL": "https://bot.example.com/tg/hook", "TELEGRAM_WEBHOOK_SECRET": "abc_DEF-1"}
+    w = load_webhook(env)
+    assert (w.url, w.secret, w.listen, w.port, w.path) == (
+        "https://bot.example.com/tg/hook", "abc_DEF-1", "127.0.0.1", 8080, "/tg/hook")
+    assert load_webhook({"TELEGRAM_WEBHOOK_URL": "https://bot.example.com", "TELEGRAM_WEBHOOK_SECRET": "x"}).path == "/"
+    w = load_webhook({**env, "TELEGRAM_WEBHOOK_PORT": "9000"}, TELEGRAM_WEBHOOK_PORT="8443",
+                     TELEGRAM_WEBHOOK_LISTEN="0.0.0.0", TELEGRAM_WEBHOOK_PATH="/in")
+    assert (w.listen, w.port, w.path) == ("0.0.0.0", 8443, "/in")

@@ -193,6 +193,8 @@ class BotApiEmulator:
 
         self._webhook: dict[str, Any] = {"url": ""}
         self._webhook_deliveries: list[dict] = []
+        self._webhook_targets: list[str] = []      # route_webhook: a load balancer's back ends
+        self._next_target = 0
 
         self._faults: list[_Fault] = []
         self._rate_per_second: int | None = None
@@ -481,9 +483,20 @@ class BotApiEmulator:
 
     @property
     def webhook_deliveries(self) -> list[dict]:
-        """POSTs to the webhook: dicts with update, status (None if the connection failed), error."""
+        """POSTs to the webhook: dicts with update, url (where it went), status (None if the
+        connection failed), error."""
         with self._cond:
             return copy.deepcopy(self._webhook_deliveries)
+
+    def route_webhook(self, targets: Iterable[str] | None) -> None:
+        """Deliver the webhook's POSTs to `targets` in turn (round-robin, one delivery or retry
+        each) instead of the URL the bot set: a load balancer in front of several instances that
+        all set the same public URL.  None or [] delivers to the set URL again.  Deliveries stay
+        one at a time, in order, as with a single URL."""
+        with self._cond:
+            self._webhook_targets = list(targets or [])
+            self._next_target = 0
+            self._cond.notify_all()
 
     # ================================================================ waiting
 
@@ -1175,10 +1188,14 @@ class BotApiEmulator:
                     return
                 entry = self._queue[0]
                 url, secret = self._webhook["url"], self._webhook.get("secret_token")
-            status, error, body = _post_json(url, entry.update, secret)
+                target = url
+                if self._webhook_targets:
+                    target = self._webhook_targets[self._next_target % len(self._webhook_targets)]
+                    self._next_target += 1
+            status, error, body = _post_json(target, entry.update, secret)
             with self._cond:
                 self._webhook_deliveries.append({"update": copy.deepcopy(entry.update), "status": status,
-                                                 "error": error, "url": url})
+                                                 "error": error, "url": target})
                 if status is not None and 200 <= status < 300:
                     if entry in self._queue:
                         self._queue.remove(entry)
