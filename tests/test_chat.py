@@ -83,3 +83,17 @@ def test_bad_setting_is_one_line_and_exit_2(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], input="", capture_output=True, text=True,
                          env=env, timeout=30)
     assert out.returncode == 2 and "REFUND_ADVISOR_FOLLOWUP" in out.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path):
+    """`refund-advisor chat | head -1`: it stops quietly (nothing read is lost: answers are saved before
+    the reply is printed)."""
+    db = tmp_path / "c.db"
+    chat = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat", "--lang", "en", "--db", str(db)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    chat.stdout.readline()
+    chat.stdout.close()                     # the reader is gone before the first answer
+    _, err = chat.communicate("United Kingdom\nan online course\n".encode(), timeout=60)
+    assert b"Traceback" not in err, err.decode()
+    assert chat.returncode == 1
