@@ -321,7 +321,9 @@ class BotApiEmulator:
             self._requests.clear()
 
     def calls(self, method: str | None = None) -> list[dict]:
-        """Recent requests (last 10,000): dicts with method, params, ok, error_code, description, time."""
+        """Recent requests (last 10,000): dicts with method, params, ok, error_code, description, time,
+        host (the request's Host header: bots given different base URLs, such as 127.0.0.1 and
+        localhost, can be told apart)."""
         method = self._canonical(method)
         with self._cond:
             return [dict(r) for r in self._requests if method is None or r["method"] == method]
@@ -556,7 +558,8 @@ class BotApiEmulator:
 
     # ================================================================ HTTP entry point
 
-    def _handle_request(self, path: str, query: dict, raw: dict, files: dict) -> tuple[int, bytes] | None:
+    def _handle_request(self, path: str, query: dict, raw: dict, files: dict,
+                        host: str | None = None) -> tuple[int, bytes] | None:
         """(status, JSON body) for a request to `path`, or None to drop the connection."""
         if self.latency:
             time.sleep(self.latency)
@@ -566,13 +569,14 @@ class BotApiEmulator:
         token, method_name = m.group(1), m.group(2)
         params = dict(query)
         params.update(raw)
-        outcome = self._call(token, method_name, params, files)
+        outcome = self._call(token, method_name, params, files, host)
         if outcome is None:
             return None
         status, payload = outcome
         return status, _json(payload)
 
-    def _call(self, token: str, method_name: str, raw: dict, files: dict) -> tuple[int, dict] | None:
+    def _call(self, token: str, method_name: str, raw: dict, files: dict,
+              host: str | None = None) -> tuple[int, dict] | None:
         with self._cond:
             if self.reject_token:
                 return 401, ApiError(401, "Unauthorized").payload()
@@ -585,7 +589,7 @@ class BotApiEmulator:
                 return 404, ApiError(404, "Not Found").payload()
             self._calls[method] += 1
             record = {"method": method, "params": dict(raw), "ok": True, "error_code": None,
-                      "description": None, "time": time.time()}
+                      "description": None, "time": time.time(), "host": host}
             self._requests.append(record)
             try:
                 fault = self._take_fault(method)
@@ -1549,7 +1553,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, _json({"ok": False, "error_code": 400,
                                        "description": f"Bad Request: can't parse request body: {e}"}))
                 return
-            answer = emu._handle_request(path, query, raw, files)
+            answer = emu._handle_request(path, query, raw, files, self.headers.get("Host"))
             if answer is None:
                 self.close_connection = True
                 return
