@@ -11,6 +11,9 @@ DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DB = "refund-advisor.db"
 DEFAULT_FOLLOWUP = "2d,3d,5d,7d"
 DEFAULT_QUIET_HOURS = "22-8"
+DEFAULT_RATE_LIMIT = 30
+# One place is always kept for a reply, so nudges need two; past 1,000 a second not even paid broadcasts go.
+MIN_RATE_LIMIT, MAX_RATE_LIMIT = 2, 1000
 DEFAULT_WEBHOOK_LISTEN = "127.0.0.1"    # behind a reverse proxy on the same host; the container sets 0.0.0.0
 DEFAULT_WEBHOOK_PORT = 8080
 HEALTH_PATH = "/healthz"
@@ -31,6 +34,9 @@ class Config:
     db_path: str
     followup: tuple[timedelta, ...]
     quiet_hours: tuple[int, int] | None
+    # Bot API requests a second this instance may make (replies and nudges). Telegram allows a bot
+    # about 30 in all: instances sharing one token share that, so each takes its part.
+    rate_limit: int = 30
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,14 @@ def parse_quiet_hours(text: str, name: str = "REFUND_ADVISOR_QUIET_HOURS") -> tu
     if not m or not all(0 <= int(h) <= 23 for h in m.groups()) or m.group(1) == m.group(2):
         raise ConfigError(f"{name}={text!r}: expected hours like 22-8 (start-end, 0-23), or off")
     return int(m.group(1)), int(m.group(2))
+
+
+def parse_rate_limit(text: str, name: str = "TELEGRAM_RATE_LIMIT") -> int:
+    value = text.strip()
+    if not value.isdigit() or not MIN_RATE_LIMIT <= int(value) <= MAX_RATE_LIMIT:
+        raise ConfigError(f"{name}={text!r}: expected a whole number of requests a second from {MIN_RATE_LIMIT} to "
+                          f"{MAX_RATE_LIMIT}, like 30 for one instance or 15 for each of two")
+    return int(value)
 
 
 def parse_db(text: str, name: str = "REFUND_ADVISOR_DB") -> str:
@@ -92,6 +106,7 @@ def load(env: Mapping[str, str], **overrides: str | None) -> Config:
         db_path=db_path,
         followup=parse_delays(get("REFUND_ADVISOR_FOLLOWUP") or DEFAULT_FOLLOWUP),
         quiet_hours=parse_quiet_hours(get("REFUND_ADVISOR_QUIET_HOURS") or DEFAULT_QUIET_HOURS),
+        rate_limit=parse_rate_limit(get("TELEGRAM_RATE_LIMIT") or str(DEFAULT_RATE_LIMIT)),
     )
 
 

@@ -39,7 +39,6 @@ from messages import plain, render
 log = logging.getLogger("bot.telegram")
 EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
 POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
-REQUESTS_PER_SECOND = 30   # Telegram's overall limit for a bot, replies and nudges together
 _TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
 
 
@@ -174,9 +173,9 @@ def build_application(config: Config, done: Callable[[object], None] | None = No
                .token(config.token)
                .base_url(config.api_base_url)
                .base_file_url(_file_url(config.api_base_url))
-               # One limiter for replies and nudges: at most 30 requests a second overall, replies
-               # first. RetryAfter is retried by our Sender, bounded.
-               .rate_limiter(SharedLimiter(REQUESTS_PER_SECOND, max_retries=0))
+               # One limiter for replies and nudges: at most TELEGRAM_RATE_LIMIT (30) requests a
+               # second overall, replies first. RetryAfter is retried by our Sender, bounded.
+               .rate_limiter(SharedLimiter(config.rate_limit, max_retries=0))
                .request(AiohttpRequest())
                .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10)))
     if post_init is not None:

@@ -69,3 +69,11 @@ def test_webhook_defaults_take_the_path_from_the_url_and_flags_win():
     w = load_webhook({**env, "TELEGRAM_WEBHOOK_PORT": "9000"}, TELEGRAM_WEBHOOK_PORT="8443",
                      TELEGRAM_WEBHOOK_LISTEN="0.0.0.0", TELEGRAM_WEBHOOK_PATH="/in")
     assert (w.listen, w.port, w.path) == ("0.0.0.0", 8443, "/in")
+
+
+def test_rate_limit_is_shared_out_between_instances():
+    assert load({}).rate_limit == 30
+    assert load({"TELEGRAM_RATE_LIMIT": " 15 "}).rate_limit == 15
+    for bad in ("0", "1", "fast", "2.5", "1001"):
+        with pytest.raises(ConfigError, match="TELEGRAM_RATE_LIMIT"):
+            load({"TELEGRAM_RATE_LIMIT": bad})

@@ -41,3 +41,25 @@ async def test_nudges_leave_the_reserve_and_yield_to_a_waiting_reply():
     order = [label for _, label in log]
     assert order.index("late reply") == 5
     assert _most_in_any([t for t, _ in log], 0.3) <= 5
+
+
+async def test_a_429_is_handed_to_the_caller_without_an_error_in_the_log(caplog):
+    """Flood control is waited out by the Sender; the limiter must not log it as an ERROR with a
+    traceback (operators alert on those)."""
+    import logging
+    from telegram.error import RetryAfter
+    from bot.telegram.limiter import SharedLimiter
+
+    limiter = SharedLimiter(30, max_retries=0)
+
+    async def flooded(**kwargs):
+        raise RetryAfter(1)
+
+    caplog.set_level(logging.INFO)
+    try:
+        await limiter.process_request(flooded, (), {}, "sendMessage", {"chat_id": 7}, None)
+    except RetryAfter:
+        pass
+    else:
+        raise AssertionError("the 429 must reach the caller")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import warnings
 from datetime import timedelta
 from typing import Any
@@ -82,12 +83,27 @@ class Window:
         self._held_until = max(self._held_until, asyncio.get_running_loop().time() + seconds)
 
 
+class _RetryAfterIsNotAnError(logging.Filter):
+    """With max_retries=0, AIORateLimiter logs every 429 as an ERROR with a traceback before raising
+    it; the Sender waits it out and logs it as what it is (flood control, retried)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Rate limit hit after maximum"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info = record.exc_text = None
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 class SharedLimiter(AIORateLimiter):
     """AIORateLimiter with the overall limit replaced by `Window` (see the module's docstring).
     `per_second=0`: no overall limit."""
 
     def __init__(self, per_second: int = 30, *, reserve: int = 1, max_retries: int = 0, **kwargs: Any):
         super().__init__(overall_max_rate=0, max_retries=max_retries, **kwargs)
+        ptb_log = logging.getLogger("telegram.ext.AIORateLimiter")
+        if not any(isinstance(f, _RetryAfterIsNotAnError) for f in ptb_log.filters):
+            ptb_log.addFilter(_RetryAfterIsNotAnError())
         self.window = Window(per_second, reserve=reserve) if per_second else None
 
     async def _run_request(self, chat, group, allow_paid_broadcast, callback, args, kwargs):
