@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from dialogs.phrases import OptionIndex
 
 NODE_TYPES = ("choice", "date", "amount", "text", "yesno", "confirm", "end")
 _DEFAULT_PATH = Path(__file__).with_name("intake.yaml")
@@ -29,7 +31,10 @@ class Edge:
     when: Mapping[str, Any] = field(default_factory=dict)
 
     def matches(self, slots: Mapping[str, Any]) -> bool:
-        return all(slots.get(k) == v for k, v in self.when.items())
+        for key, value in self.when.items():
+            if slots.get(key) != value:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,15 @@ class Node:
         return next((o for o in self.options if o.id == option_id), None)
 
     def next_node(self, slots: Mapping[str, Any]) -> str | None:
-        return next((e.to for e in self.edges if e.matches(slots)), None)
+        for edge in self.edges:
+            if edge.matches(slots):
+                return edge.to
+        return None
+
+    @cached_property
+    def index(self) -> OptionIndex:
+        """The options compiled for reading typed answers and stories (built on first use)."""
+        return OptionIndex(self.options)
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,14 @@ class Graph:
         return self.nodes[node_id]
 
     def by_slot(self, slot: str) -> Node | None:
-        return next((n for n in self.nodes.values() if n.slot == slot), None)
+        return self._by_slot.get(slot)
+
+    @cached_property
+    def _by_slot(self) -> dict[str | None, Node]:
+        found: dict[str, Node] = {}
+        for node in self.nodes.values():
+            found.setdefault(node.slot, node)
+        return found
 
     def questions(self) -> list[Node]:
         """The nodes that store an answer, in declaration order (the order of the summary)."""
