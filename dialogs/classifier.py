@@ -8,8 +8,9 @@
 deterministic, never raises on odd input. All knowledge (phrases, weights, answer signals,
 combination rules) lives in `rules/categories.yaml`; this module compiles it once at import
 (a mistake in it is a ValueError then) and scores. A cheap prefilter (the literal parts of
-each phrase, "needles") skips the phrases that cannot match, so a batch runs at thousands of
-narratives per second; every pattern is linear (bounded gaps, no nested repetition).
+each phrase, "needles", filed under their first two characters) picks the few phrases that can
+match, so only those run their patterns; every pattern is linear (bounded gaps, no nested
+repetition).
 
 Scoring, in order:
 1. every phrase found in the text (first occurrence that is not negated) adds its weight
@@ -33,6 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import yaml
 
 from dialogs.model import CATEGORIES
+from dialogs.phrases import grams
 
 RULES_PATH = Path(__file__).parent / "rules" / "categories.yaml"
 LANGS = ("zh", "en")
@@ -243,7 +245,10 @@ class _Rules:
     fallback_confidence: float
     dominate_margin: float
     simplify: Mapping[int, str]        # str.translate table: traditional -> simplified (for needles)
-    needles: Mapping[str, tuple[str, ...]]  # first character -> every needle starting with it
+    needles: Mapping[str, tuple[str, ...]]  # first two characters (one, if that is all) -> the needles
+    needle_starts: frozenset[str]              # the keys of `needles`
+    by_needle: Mapping[str, tuple[int, ...]]   # needle -> the phrases (indices) it lets through
+    unfiltered: tuple[int, ...]                # phrases without needles: always tried
 
 
 def _number(value: Any, where: str) -> float:
@@ -392,15 +397,26 @@ def load_rules(path: Path = RULES_PATH) -> _Rules:
         dominate_margin=_number(settings.get("dominate_margin", 1.0), "settings.dominate_margin"),
         simplify=simplify,
         needles=_buckets(phrases),
+        needle_starts=frozenset(_buckets(phrases)),
+        by_needle=_by_needle(phrases),
+        unfiltered=tuple(i for i, ph in enumerate(phrases) if ph.needles is None),
     )
 
 
 def _buckets(phrases: Iterable[_Phrase]) -> dict[str, tuple[str, ...]]:
-    by_first: dict[str, set[str]] = {}
+    by_start: dict[str, set[str]] = {}
     for ph in phrases:
         for needle in ph.needles or ():
-            by_first.setdefault(needle[0], set()).add(needle)
-    return {c: tuple(sorted(ns)) for c, ns in by_first.items()}
+            by_start.setdefault(needle[:2], set()).add(needle)
+    return {c: tuple(sorted(ns)) for c, ns in by_start.items()}
+
+
+def _by_needle(phrases: list[_Phrase]) -> dict[str, tuple[int, ...]]:
+    found: dict[str, list[int]] = {}
+    for i, ph in enumerate(phrases):
+        for needle in ph.needles or ():
+            found.setdefault(needle, []).append(i)
+    return {n: tuple(ids) for n, ids in found.items()}
 
 
 RULES = load_rules()
@@ -493,14 +509,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
     if text:
         # Cheap prefilter: which needles (literal parts of the phrases) occur at all.
         folded = text.lower().translate(rules.simplify)
-        present: set[str] = set()
-        for c in set(folded):
-            bucket = rules.needles.get(c)
-            if bucket:
-                present.update(n for n in bucket if n in folded)
-        for ph in rules.phrases:
-            if ph.needles is not None and ph.needles.isdisjoint(present):
-                continue
+        candidates = set(rules.unfiltered)
+        for start in grams(folded) & rules.needle_starts:
+            for needle in rules.needles[start]:
+                if needle in folded:
+                    candidates.update(rules.by_needle[needle])
+        for i in sorted(candidates):
+            ph = rules.phrases[i]
             for m in ph.pattern.finditer(text):
                 if m.end() == m.start():
                     continue
@@ -547,8 +562,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
             return [("answer", (slot, value))]
         return None
 
+    # The atoms that hold, to pass over the rules that do not apply without gathering evidence.
+    holding = {"tag:" + tag for tag in tag_evidence}
+    holding.update(a for a in answered if not a.startswith("tag:"))
     for rule in rules.rules:
-        if any(holds(a) for a in rule.unless):
+        if not holding.isdisjoint(rule.unless):
+            continue
+        if any(holding.isdisjoint(clause) for clause in rule.when):
             continue
         evidence: list[tuple[str, Any]] = []
         for clause in rule.when:
