@@ -36,9 +36,9 @@ def match_words(text: str, words: Iterable[str], normalized: bool = False) -> bo
     return bool(norm) and norm in _word_set(tuple(words))
 
 
-def match_choice(node: Node, text: str) -> str | None:
+def match_choice(node: Node, text: str, normalized: bool = False) -> str | None:
     """The option a typed answer means: its number, one of its words, or one unambiguous phrase."""
-    norm = normalize(text)
+    norm = text if normalized else normalize(text)
     if not norm:
         return None
     number = norm.rstrip(".)")
