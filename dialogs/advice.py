@@ -156,6 +156,7 @@ class _Rules:
     deadlines_by_id: Mapping[str, _DeadlineRule]
     problems: tuple[str, ...]
     derived_tests: Mapping[str, tuple[Test, ...] | None]   # flag -> compiled conditions (None: as read)
+    gates: EntryGates
 
 
 def load_rules_yaml(name: str) -> Any:
@@ -270,7 +271,58 @@ def _rules() -> _Rules:
 
     source_names = {str(k): str(v) for k, v in (facts_doc.get("source_names") or {}).items()}
     return _Rules(facts, source_names, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems),
-                  {flag: _compiled_list(conds) for flag, conds in derived.items()})
+                  {flag: _compiled_list(conds) for flag, conds in derived.items()}, EntryGates(entries))
+
+
+_GATE_FIELDS = ("fraud", "category", "jurisdiction", "payment_method", "purchase_type", "problem",
+                "seller_answer", "digital", "contacted")
+
+
+class EntryGates:
+    """The advice entries filed by one value list of their `when` (fraud, category, ...), so a
+    case's `when` tests run only for the entries whose first listed field it satisfies."""
+
+    def __init__(self, entries: Iterable[_Entry]) -> None:
+        self.count = 0
+        filed: dict[str, dict[Any, list[int]]] = {}
+        always: list[int] = []
+        for i, entry in enumerate(entries):
+            self.count += 1
+            gate = self._gate(entry.when)
+            if gate is None:
+                always.append(i)
+                continue
+            field_name, values = gate
+            for value in dict.fromkeys(values):
+                filed.setdefault(field_name, {}).setdefault(value, []).append(i)
+        self.filed = {f: {v: tuple(ids) for v, ids in table.items()} for f, table in filed.items()}
+        self.always = tuple(always)
+
+    @staticmethod
+    def _gate(when: Any) -> tuple[str, list[Any]] | None:
+        if not isinstance(when, Mapping):
+            return None
+        for name in _GATE_FIELDS:
+            values = when.get(name)
+            if isinstance(values, list) and values:
+                try:
+                    {v: None for v in values}
+                except TypeError:
+                    continue
+                return name, values
+        return None
+
+    def candidates(self, case: Mapping[str, Any]) -> Iterable[int]:
+        """The entries (indices, in order) whose gate the case passes; the others cannot match."""
+        found = set(self.always)
+        try:
+            for name, table in self.filed.items():
+                ids = table.get(case.get(name))
+                if ids:
+                    found.update(ids)
+        except TypeError:   # an unhashable slot value: no filing to go by
+            return range(self.count)
+        return sorted(found)
 
 
 def _compiled_list(conds: Any) -> tuple[Test, ...] | None:
@@ -387,7 +439,8 @@ def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
     case = normalise_case(slots or {}, category)
 
     picked: dict[str, dict[str, tuple[int, str, list[str]]]] = {k: {} for k in _KINDS}
-    for entry in rules.entries:
+    for index in rules.gates.candidates(case):
+        entry = rules.entries[index]
         if not entry.test(case):
             continue
         seen = picked[entry.kind].get(entry.key)
