@@ -446,14 +446,16 @@ class _Tally:
 
     def __init__(self) -> None:
         self.scores: dict[str, float] = {c: 0.0 for c in CATEGORIES}
-        self.signals: dict[str, dict[tuple, list]] = {c: {} for c in CATEGORIES}  # key -> [weight, order, Signal args]
+        # (source, phrase, slot, value) -> [weight, order, source, phrase, slot, value]
+        self.signals: dict[str, dict[tuple, list]] = {c: {} for c in CATEGORIES}
 
-    def add(self, category: str, weight: float, order: float, source: str, **fields: Any) -> None:
+    def add(self, category: str, weight: float, order: float, source: str,
+            phrase: str | None = None, slot: str | None = None, value: str | None = None) -> None:
         self.scores[category] += weight
-        key = (source, fields.get("phrase"), fields.get("slot"), fields.get("value"))
+        key = (source, phrase, slot, value)
         entry = self.signals[category].get(key)
         if entry is None:
-            self.signals[category][key] = [weight, order, source, fields]
+            self.signals[category][key] = [weight, order, source, phrase, slot, value]
         else:
             entry[0] += weight
             entry[1] = min(entry[1], order)
@@ -476,23 +478,25 @@ def classify(slots: Mapping[str, Any] | None, text: str = "") -> Classification:
     positive = {c: s for c, s in tally.scores.items() if s > 0}
     if not positive:
         return Classification(rules.fallback_category, rules.fallback_confidence, ())
-    best = max(CATEGORIES, key=lambda c: (positive.get(c, 0.0), -CATEGORIES.index(c)))
-    top = positive[best]
+    best, top = "", 0.0
+    for category in CATEGORIES:   # ties: the first in CATEGORIES
+        if positive.get(category, 0.0) > top:
+            best, top = category, positive[category]
     share = top / sum(positive.values())
     strength = 1.0 - math.exp(-top / rules.strength_scale)
     confidence = round(min(rules.max_confidence, max(0.0, share * strength)), 2)
     # Strongest first; a quote overlapping a stronger quote would only repeat the user's words.
     signals: list[Signal] = []
     quoted: list[tuple[int, int]] = []
-    for weight, start, source, fields in sorted(tally.signals[best].values(), key=lambda e: (-e[0], e[1])):
+    for weight, start, source, phrase, slot, value in sorted(tally.signals[best].values(), key=lambda e: (-e[0], e[1])):
         if weight <= 0 or len(signals) == rules.max_signals:
             break
         if source == "text":
-            end = int(start) + len(fields["phrase"])
+            end = int(start) + len(phrase)
             if any(start < e and s < end for s, e in quoted):
                 continue
             quoted.append((int(start), end))
-        signals.append(Signal(category=best, weight=round(weight, 2), source=source, **fields))
+        signals.append(Signal(best, round(weight, 2), source, phrase, slot, value))
     return Classification(best, confidence, tuple(signals))
 
 
@@ -541,16 +545,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
         tally.add(ph.category, ph.weight, m.start(), "text", phrase=m.group(0))
 
     # 2. answers
-    answered: set[str] = set()
     for slot, table in rules.answers.items():
         value = slots.get(slot)
         if not isinstance(value, str):
             continue
         for category, weight in table.get(value, ()):
             tally.add(category, weight, -1, "answer", slot=slot, value=value)
-    for slot, value in slots.items():
-        if isinstance(slot, str) and isinstance(value, str):
-            answered.add(f"{slot}={value}")
+    answered = {f"{slot}={value}" for slot, value in slots.items() if isinstance(slot, str) and isinstance(value, str)}
 
     # 3. combination rules
     def holds(atom: str) -> list[tuple[str, Any]] | None:
