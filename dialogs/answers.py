@@ -56,9 +56,8 @@ def unique_option(node: Node, text: str, normalized: bool = False,
     ("card" in "debit card"). Several named: the node's `prefer` order decides, else None."""
     norm = text if normalized else normalize(text)
     index = node.index
-    norms = index.phrases.norms
-    hits = [(index.owners[i], norms[i]) for i in index.phrases.find(norm, text_grams)]
-    kept = {oid for oid, p in hits if not any(p != q and p in q for _, q in hits)}
+    hits = index.phrases.find(norm, text_grams)
+    kept = {index.owners[i] for i in hits if index.within[i].isdisjoint(hits)}
     if len(kept) > 1:
         kept = {next(o for o in node.prefer if o in kept)} if kept & set(node.prefer) else kept
     return kept.pop() if len(kept) == 1 else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Mapping
 
 from dialogs import extract
@@ -141,13 +142,21 @@ def _with_currency(state: DialogState) -> DialogState:
 
 # ---- replies ------------------------------------------------------------------------------
 
+# Buttons carry no per-user data: the same ones serve every question that shows them.
+_SKIP_BUTTON, _BACK_BUTTON = Button(SKIP, "btn.skip"), Button(BACK, "btn.back")
+_YESNO_BUTTONS = (Button("yes", "btn.yes"), Button("no", "btn.no"))
+_DATE_BUTTONS = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+
+
+@lru_cache(maxsize=256)
+def _option_buttons(slot: str | None, option_ids: tuple[str, ...]) -> tuple[Button, ...]:
+    return tuple(Button(oid, f"opt.{slot}.{oid}") for oid in option_ids)
+
+
 def _controls(graph: Graph, state: DialogState, node: Node) -> tuple[Button, ...]:
-    buttons = []
     if node.optional:
-        buttons.append(Button(SKIP, "btn.skip"))
-    if state.history:
-        buttons.append(Button(BACK, "btn.back"))
-    return tuple(buttons)
+        return (_SKIP_BUTTON, _BACK_BUTTON) if state.history else (_SKIP_BUTTON,)
+    return (_BACK_BUTTON,) if state.history else ()
 
 
 def ask(graph: Graph, state: DialogState) -> Reply:
@@ -169,11 +178,11 @@ def ask(graph: Graph, state: DialogState) -> Reply:
         context["current"] = {"slot": node.slot, "type": node.type, "value": state.slots[node.slot]}
     buttons: tuple[Button, ...] = ()
     if node.type == "choice":
-        buttons = tuple(Button(o.id, f"opt.{node.slot}.{o.id}") for o in node.options)
+        buttons = _option_buttons(node.slot, node.index.ids)
     elif node.type == "yesno":
-        buttons = (Button("yes", "btn.yes"), Button("no", "btn.no"))
+        buttons = _YESNO_BUTTONS
     elif node.type == "date":
-        buttons = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+        buttons = _DATE_BUTTONS
     return Reply(f"q.{node.id}", context, buttons + _controls(graph, state, node))
 
 

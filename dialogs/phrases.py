@@ -85,8 +85,14 @@ class OptionIndex:
 
     def __init__(self, options: Iterable) -> None:
         options = tuple(options)
+        self.ids = tuple(o.id for o in options)
         self.owners = tuple(o.id for o in options for _ in o.story + o.words)
         self.phrases = PhraseSet(p for o in options for p in o.story + o.words)
+        norms = self.phrases.norms
+        # For each phrase, the other phrases it is part of ("card" of "debit card"): a hit inside
+        # a longer hit does not count, and this is asked of every hit of every story.
+        self.within = tuple(frozenset(j for j, longer in enumerate(norms) if norm != longer and norm in longer)
+                            for norm in norms)
         self.words: dict[str, str] = {}
         for option in options:
             for word in option.words:
