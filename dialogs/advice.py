@@ -47,6 +47,7 @@ Hours are counted from the start of the user's date (dates carry no time).
 """
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -54,7 +55,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
-from dateutil.relativedelta import relativedelta
 
 from dialogs.conditions import FLAGS, Test, check_when, compile_when, matches, parse_date
 from dialogs.model import JURISDICTIONS
@@ -408,6 +408,15 @@ def normalise_case(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- dates
 
+def _add_months(day: date, months: int) -> date:
+    """`day` moved by whole months, on the same day number or the month's last day if it has
+    fewer (31 Jan + 1 month = 28 or 29 Feb), as dateutil's relativedelta does, at a fraction
+    of its cost."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
     """The last day of a period of `add` counted from `start_date` (see module docs)."""
     (unit, n), = add.items()
@@ -415,7 +424,7 @@ def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
     if unit == "days":
         return start_date + timedelta(days=n if day_after else n - 1)
     if unit == "months":
-        end = start_date + relativedelta(months=n)
+        end = _add_months(start_date, n)
         return end if day_after else end - timedelta(days=1)
     if unit == "working_days":
         d = start_date if not day_after else start_date + timedelta(days=1)

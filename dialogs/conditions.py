@@ -135,20 +135,30 @@ def excluded(not_map: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
 def compile_when(when: Mapping[str, Any]) -> Test:
     """`matches(when, case)` as a function of the case, with its words and lists prepared once."""
     try:
-        tests = tuple(_compile_field(field, allowed) for field, allowed in when.items())
+        # Plain value lists are checked in one loop, the other fields by a function each. No
+        # compiled test raises, so checking them in another order than written changes nothing.
+        plain = tuple((field, tuple(allowed) if isinstance(allowed, list) else allowed)
+                      for field, allowed in when.items() if field not in _SPECIAL)
+        tests = tuple(_compile_field(field, allowed) for field, allowed in when.items() if field in _SPECIAL)
     except Exception:   # a malformed map (reported by check_when) fails as it would when read
         return partial(_matches_as_read, when)
-    if not tests:
+    if not plain and not tests:
         return _always
-    if len(tests) == 1:
+    if not plain and len(tests) == 1:
         return tests[0]
 
     def all_hold(case: Mapping[str, Any]) -> bool:
+        for field, values in plain:
+            if case.get(field) not in values:
+                return False
         for test in tests:
             if not test(case):
                 return False
         return True
     return all_hold
+
+
+_SPECIAL = ("any", "not", "merchant_any", "missing", "present")
 
 
 def _matches_as_read(when: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
