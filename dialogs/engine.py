@@ -75,11 +75,13 @@ class DialogState:
 
 
 def _with(state: DialogState, **changes: Any) -> DialogState:
-    """`dataclasses.replace` for the dialog state, without its field inspection on every call
-    (a step makes several)."""
-    values = state.__dict__.copy()
+    """`dataclasses.replace` for the dialog state (fields named by the engine itself), filled in
+    directly: a step makes several copies and the generated __init__ sets fields one by one."""
+    new = object.__new__(DialogState)
+    values = new.__dict__
+    values.update(state.__dict__)
     values.update(changes)
-    return DialogState(**values)
+    return new
 
 
 @dataclass(frozen=True)

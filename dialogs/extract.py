@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any, Mapping
 
 from dialogs.amounts import find_amounts
-from dialogs.answers import find_phrases, grams, normalize, phrase_spans, unique_option
+from dialogs.answers import find_phrases, grams, normalize, unique_option
 from dialogs.dates import find_dates
 from dialogs.graph import Graph
+from dialogs.phrases import PhraseSet
 
 _CLAUSE_END = re.compile(r"[。！？；;!?\n]|[.,，、](?=\s|$)|，")
 _MERCHANT_PATTERNS = (
@@ -28,18 +30,37 @@ def _choice_slots(graph: Graph, norm: str, text_grams: frozenset[str]) -> dict[s
     return found
 
 
+_DATE_SLOTS = ("contact_date", "problem_date", "purchase_date")
+
+
+@lru_cache(maxsize=16)
+def _date_cues(cues: tuple[tuple[str, ...], ...]) -> tuple[PhraseSet, tuple[str, ...]]:
+    """The cues of the three date slots in one set (looked up once per clause, not once per
+    slot), and the slot of each."""
+    return (PhraseSet(p for slot_cues in cues for p in slot_cues),
+            tuple(slot for slot, slot_cues in zip(_DATE_SLOTS, cues) for _ in slot_cues))
+
+
+def _cue_spans(graph: Graph, text: str, text_grams: frozenset[str]) -> dict[str, list[tuple[int, int]]]:
+    cues, owners = _date_cues(tuple(tuple(graph.story_cues.get(s, ())) for s in _DATE_SLOTS))
+    spans: dict[str, list[tuple[int, int]]] = {s: [] for s in _DATE_SLOTS}
+    for i, span in cues.located(text, text_grams):
+        spans[owners[i]].append(span)
+    return spans
+
+
 def _date_slot(graph: Graph, clause: str, at: int, end: int, taken: dict[str, str],
                text_grams: frozenset[str]) -> str | None:
     """The slot a date fills, from the cue nearest to it in its clause: before it first
     ("broke on 5 Nov"), else after it ("11月5日买的"). `text_grams`: of the whole story."""
-    free = [s for s in ("contact_date", "problem_date", "purchase_date") if s not in taken]
-    before = {s: max((e for _, e in phrase_spans(clause[:at], graph.story_cues.get(s, ()), text_grams)), default=-1)
-              for s in free}
+    free = [s for s in _DATE_SLOTS if s not in taken]
+    spans = _cue_spans(graph, clause[:at], text_grams)
+    before = {s: max((e for _, e in spans[s]), default=-1) for s in free}
     best = max(free, key=lambda s: before[s], default=None)
     if best is not None and before[best] >= 0:
         return best
-    after = {s: min((b for b, _ in phrase_spans(clause[end:], graph.story_cues.get(s, ()), text_grams)), default=10**9)
-             for s in free}
+    spans = _cue_spans(graph, clause[end:], text_grams)
+    after = {s: min((b for b, _ in spans[s]), default=10**9) for s in free}
     best = min(free, key=lambda s: after[s], default=None)
     if best is not None and after[best] < 10**9:
         return best

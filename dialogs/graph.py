@@ -49,7 +49,17 @@ class Node:
     prefer: tuple[str, ...] = ()    # when a story names several options, the first of these wins
 
     def option(self, option_id: str) -> Option | None:
-        return next((o for o in self.options if o.id == option_id), None)
+        try:
+            return self._options_by_id.get(option_id)
+        except TypeError:   # not an id at all
+            return None
+
+    @cached_property
+    def _options_by_id(self) -> dict[str, Option]:
+        found: dict[str, Option] = {}
+        for option in self.options:
+            found.setdefault(option.id, option)
+        return found
 
     def next_node(self, slots: Mapping[str, Any]) -> str | None:
         for edge in self.edges:

@@ -70,7 +70,11 @@ class PhraseSet:
 
     def spans(self, norm: str, text_grams: frozenset[str] | None = None) -> list[tuple[int, int]]:
         """Where the phrases occur in `norm`: phrase by phrase, then left to right."""
-        return [m.span() for i in self._candidates(norm, text_grams) if self.norms[i] in norm
+        return [span for _, span in self.located(norm, text_grams)]
+
+    def located(self, norm: str, text_grams: frozenset[str] | None = None) -> list[tuple[int, tuple[int, int]]]:
+        """(phrase index, span) of every occurrence in `norm`: phrase by phrase, then left to right."""
+        return [(i, m.span()) for i in self._candidates(norm, text_grams) if self.norms[i] in norm
                 for m in phrase_pattern(self.phrases[i]).finditer(norm)]
 
 
