@@ -56,7 +56,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from dialogs.conditions import FLAGS, Test, check_when, compile_when, matches, parse_date
+from dialogs.conditions import FLAGS, VALUES, Test, check_when, compile_when, matches, parse_date
 from dialogs.model import JURISDICTIONS
 
 RULES_DIR = Path(__file__).parent / "rules"
@@ -274,13 +274,14 @@ def _rules() -> _Rules:
                   {flag: _compiled_list(conds) for flag, conds in derived.items()}, EntryGates(entries))
 
 
-_GATE_FIELDS = ("fraud", "category", "jurisdiction", "payment_method", "purchase_type", "problem",
-                "seller_answer", "digital", "contacted")
+# The fields an entry can be filed by, with how many values each can take.
+_GATE_FIELDS = {**{name: len(values) for name, values in VALUES.items()}, **{flag: 2 for flag in FLAGS}}
 
 
 class EntryGates:
-    """The advice entries filed by one value list of their `when` (fraud, category, ...), so a
-    case's `when` tests run only for the entries whose first listed field it satisfies."""
+    """The advice entries filed by one value list of their `when` (the one that lets the fewest
+    cases through: jurisdiction [CN] rather than fraud [false]), so a case's `when` tests run only
+    for the entries whose filing value it has."""
 
     def __init__(self, entries: Iterable[_Entry]) -> None:
         self.count = 0
@@ -302,15 +303,18 @@ class EntryGates:
     def _gate(when: Any) -> tuple[str, list[Any]] | None:
         if not isinstance(when, Mapping):
             return None
-        for name in _GATE_FIELDS:
+        best: tuple[float, str, list[Any]] | None = None
+        for name, size in _GATE_FIELDS.items():
             values = when.get(name)
             if isinstance(values, list) and values:
                 try:
                     {v: None for v in values}
                 except TypeError:
                     continue
-                return name, values
-        return None
+                share = len(values) / size
+                if best is None or share < best[0]:
+                    best = (share, name, values)
+        return None if best is None else (best[1], best[2])
 
     def candidates(self, case: Mapping[str, Any]) -> Iterable[int]:
         """The entries (indices, in order) whose gate the case passes; the others cannot match."""
