@@ -464,8 +464,7 @@ def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
             fs.extend(f for f in entry.facts if f not in fs)
             picked[entry.kind][entry.key] = (min(order, entry.order), key, fs)
 
-    def ordered(kind: str) -> list[tuple[int, str, list[str]]]:
-        return sorted(picked[kind].values(), key=lambda item: (item[0], item[1]))
+    ordered = {kind: sorted(picked[kind].values(), key=lambda item: (item[0], item[1])) for kind in _KINDS}
 
     deadlines: list[Deadline] = []
     for rule in rules.deadlines:
@@ -478,18 +477,18 @@ def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
         deadlines.append(Deadline(rule.id, end, rule.basis, rule.facts, (end - today).days))
     deadlines.sort(key=lambda d: (d.date, d.id))
 
-    all_facts: list[str] = []
+    all_facts: dict[str, None] = {}   # in order of first use
     for kind in ("warnings", "steps", "evidence"):
-        for _, _, fs in ordered(kind):
-            all_facts.extend(f for f in fs if f not in all_facts)
+        for _, _, fs in ordered[kind]:
+            all_facts.update(dict.fromkeys(fs))
     for d in deadlines:
-        all_facts.extend(f for f in d.facts if f not in all_facts)
+        all_facts.update(dict.fromkeys(d.facts))
 
     return Advice(
         category=category,
-        steps=tuple(key for _, key, _ in ordered("steps")),
-        evidence=tuple(key for _, key, _ in ordered("evidence")),
+        steps=tuple(key for _, key, _ in ordered["steps"]),
+        evidence=tuple(key for _, key, _ in ordered["evidence"]),
         deadlines=tuple(deadlines),
-        warnings=tuple(key for _, key, _ in ordered("warnings")),
+        warnings=tuple(key for _, key, _ in ordered["warnings"]),
         facts=tuple(all_facts),
     )

@@ -100,10 +100,10 @@ def start(graph: Graph | None = None) -> DialogState:
 
 def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
     """The question nodes on the path the answers take (answers off the path do not count)."""
-    path, node_id, seen = [], graph.start, set()
+    path, node_id, seen, nodes = [], graph.start, set(), graph.nodes
     while node_id and node_id not in seen:
         seen.add(node_id)
-        node = graph[node_id]
+        node = nodes[node_id]
         if node.slot:
             path.append(node)
         node_id = node.next_node(slots)
@@ -127,9 +127,10 @@ def _answered(state: DialogState, node: Node) -> bool:
 def _advance(graph: Graph, state: DialogState, from_node: Node) -> DialogState:
     """Move past `from_node` and every question already answered (by a story, or before an edit)."""
     state = _with_currency(state)
+    nodes = graph.nodes
     node_id = from_node.next_node(state.slots)
-    while node_id and graph[node_id].slot and _answered(state, graph[node_id]):
-        node_id = graph[node_id].next_node(state.slots)
+    while node_id and nodes[node_id].slot and _answered(state, nodes[node_id]):
+        node_id = nodes[node_id].next_node(state.slots)
     return _with(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
 
 

@@ -62,10 +62,18 @@ class Node:
         return found
 
     def next_node(self, slots: Mapping[str, Any]) -> str | None:
-        for edge in self.edges:
-            if edge.matches(slots):
-                return edge.to
+        for to, conditions in self._edge_conditions:
+            for key, value in conditions:
+                if slots.get(key) != value:
+                    break
+            else:
+                return to
         return None
+
+    @cached_property
+    def _edge_conditions(self) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+        # Edges are followed on every step, often several times: their conditions as plain pairs.
+        return tuple((edge.to, tuple(edge.when.items())) for edge in self.edges)
 
     @cached_property
     def index(self) -> OptionIndex:
