@@ -208,7 +208,10 @@ def from_data(data: Mapping[str, Any]) -> Graph:
 
 @lru_cache(maxsize=4)
 def load(path: Path = _DEFAULT_PATH) -> Graph:
-    return from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    graph = from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    for node in graph.nodes.values():
+        node.index   # built here, once, rather than on some user's first answer
+    return graph
 
 
 def mermaid(graph: Graph) -> str:
