@@ -47,40 +47,23 @@ Hours are counted from the start of the user's date (dates carry no time).
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
-from dateutil.relativedelta import relativedelta
 
-from dialogs.model import (
-    CATEGORIES, JURISDICTIONS, PAYMENT_METHODS, PROBLEMS, PURCHASE_TYPES, SELLER_ANSWERS,
-)
+from dialogs.conditions import FLAGS, VALUES, Test, check_when, compile_when, matches, parse_date
+from dialogs.model import JURISDICTIONS
 
 RULES_DIR = Path(__file__).parent / "rules"
 DISCLAIMER_KEY = "disclaimer"
 BASES = ("purchase_date", "problem_date", "contact_date")
 STARTS = ("same_day", "day_after")
 ADD_UNITS = ("days", "months", "working_days", "hours")
-SLOT_NAMES = (
-    "jurisdiction", "purchase_type", "merchant", "payment_method", "amount", "purchase_date",
-    "problem", "problem_date", "contacted", "contact_date", "seller_answer", "story",
-)
-_VALUES: dict[str, tuple[Any, ...]] = {
-    "category": CATEGORIES,
-    "jurisdiction": JURISDICTIONS,
-    "payment_method": PAYMENT_METHODS,
-    "purchase_type": PURCHASE_TYPES,
-    "problem": PROBLEMS,
-    "seller_answer": SELLER_ANSWERS,
-    "contacted": (True, False),
-}
-_FLAGS = ("fraud", "digital")
-_WHEN_FIELDS = set(_VALUES) | set(_FLAGS) | {"merchant_any", "missing", "present", "any", "not"}
 _KINDS = ("warnings", "steps", "evidence")
 
 
@@ -147,6 +130,7 @@ class _Entry:
     order: int
     when: Mapping[str, Any]
     facts: tuple[str, ...]
+    test: Test = field(compare=False, repr=False, default=None)   # `when`, compiled
 
 
 @dataclass(frozen=True)
@@ -159,6 +143,7 @@ class _DeadlineRule:
     start: str
     action: str
     estimate: bool
+    test: Test = field(compare=False, repr=False, default=None)   # `when`, compiled
 
 
 @dataclass(frozen=True)
@@ -170,6 +155,8 @@ class _Rules:
     deadlines: tuple[_DeadlineRule, ...]
     deadlines_by_id: Mapping[str, _DeadlineRule]
     problems: tuple[str, ...]
+    derived_tests: Mapping[str, tuple[Test, ...] | None]   # flag -> compiled conditions (None: as read)
+    gates: EntryGates
 
 
 def load_rules_yaml(name: str) -> Any:
@@ -208,17 +195,17 @@ def _rules() -> _Rules:
         if top not in _KINDS and top != "derived":
             problems.append(f"advice.yaml: unknown top-level key {top!r}")
     derived = advice_doc.get("derived") or {}
-    for flag in _FLAGS:
+    for flag in FLAGS:
         if flag not in derived:
             problems.append(f"advice.yaml: derived flag {flag!r} is not defined")
     for flag, conds in derived.items():
-        if flag not in _FLAGS:
+        if flag not in FLAGS:
             problems.append(f"advice.yaml: unknown derived flag {flag!r}")
         if not isinstance(conds, list):
             problems.append(f"advice.yaml: derived.{flag} must be a list of when maps")
             continue
         for cond in conds:
-            problems.extend(_check_when(cond, f"advice.yaml: derived.{flag}", allow_flags=False))
+            problems.extend(check_when(cond, f"advice.yaml: derived.{flag}", allow_flags=False))
 
     entries: list[_Entry] = []
     for kind in _KINDS:
@@ -228,16 +215,17 @@ def _rules() -> _Rules:
                 problems.append(f"{where}: entry without a key")
                 continue
             where = f"advice.yaml: {kind} {raw['key']!r}"
-            for field in raw:
-                if field not in ("key", "order", "when", "facts"):
-                    problems.append(f"{where}: unknown field {field!r}")
+            for name in raw:
+                if name not in ("key", "order", "when", "facts"):
+                    problems.append(f"{where}: unknown field {name!r}")
             if not isinstance(raw.get("order"), int):
                 problems.append(f"{where}: order must be an integer")
             when = raw.get("when") or {}
-            problems.extend(_check_when(when, where))
+            problems.extend(check_when(when, where))
             entry_facts = as_tuple(raw.get("facts"))
             problems.extend(f"{where}: unknown fact id {f!r}" for f in entry_facts if f not in facts)
-            entries.append(_Entry(kind, str(raw["key"]), int(raw.get("order") or 0), when, entry_facts))
+            entries.append(_Entry(kind, str(raw["key"]), int(raw.get("order") or 0), when, entry_facts,
+                                  compile_when(when)))
     for kind in _KINDS:
         if not any(e.kind == kind for e in entries):
             problems.append(f"advice.yaml: no {kind} entries")
@@ -251,9 +239,9 @@ def _rules() -> _Rules:
             continue
         rid = str(raw["id"])
         where = f"deadlines.yaml: {rid!r}"
-        for field in raw:
-            if field not in ("id", "facts", "when", "from", "add", "start", "action", "estimate"):
-                problems.append(f"{where}: unknown field {field!r}")
+        for name in raw:
+            if name not in ("id", "facts", "when", "from", "add", "start", "action", "estimate"):
+                problems.append(f"{where}: unknown field {name!r}")
         if rid in by_id:
             problems.append(f"{where}: id defined twice")
         rule_facts = as_tuple(raw.get("facts"))
@@ -261,7 +249,7 @@ def _rules() -> _Rules:
             problems.append(f"{where}: a deadline needs at least one fact (its source)")
         problems.extend(f"{where}: unknown fact id {f!r}" for f in rule_facts if f not in facts)
         when = raw.get("when") or {}
-        problems.extend(_check_when(when, where))
+        problems.extend(check_when(when, where))
         basis = raw.get("from")
         if basis not in BASES:
             problems.append(f"{where}: from must be one of {BASES}, not {basis!r}")
@@ -277,46 +265,75 @@ def _rules() -> _Rules:
         if action != f"deadline.{rid}.action":
             problems.append(f"{where}: action must be the message key 'deadline.{rid}.action'")
         rule = _DeadlineRule(rid, rule_facts, when, str(basis), dict(add), str(start), action,
-                             bool(raw.get("estimate", False)))
+                             bool(raw.get("estimate", False)), compile_when(when))
         deadlines.append(rule)
         by_id[rid] = rule
 
     source_names = {str(k): str(v) for k, v in (facts_doc.get("source_names") or {}).items()}
-    return _Rules(facts, source_names, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems))
+    return _Rules(facts, source_names, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems),
+                  {flag: _compiled_list(conds) for flag, conds in derived.items()}, EntryGates(entries))
 
 
-def _check_when(when: Any, where: str, allow_flags: bool = True) -> list[str]:
-    problems: list[str] = []
-    if not isinstance(when, Mapping):
-        return [f"{where}: when must be a map"]
-    for field, allowed in when.items():
-        if field not in _WHEN_FIELDS or (field in _FLAGS and not allow_flags):
-            problems.append(f"{where}: unknown when field {field!r}")
-            continue
-        if field == "not":
-            problems.extend(_check_when(allowed, f"{where} (not)", allow_flags))
-            continue
-        if field == "any":
-            if not isinstance(allowed, list) or not allowed:
-                problems.append(f"{where}: any must be a non-empty list of when maps")
-            else:
-                for sub in allowed:
-                    problems.extend(_check_when(sub, f"{where} (any)", allow_flags))
-            continue
-        if not isinstance(allowed, list) or not allowed:
-            problems.append(f"{where}: {field} must be a non-empty list")
-            continue
-        if field in _VALUES:
-            for value in allowed:
-                if value is not None and value not in _VALUES[field]:
-                    problems.append(f"{where}: {field} has unknown value {value!r}")
-        elif field in _FLAGS:
-            problems.extend(f"{where}: {field} takes true/false, not {v!r}" for v in allowed
-                            if not isinstance(v, bool))
-        elif field in ("missing", "present"):
-            problems.extend(f"{where}: {field} names unknown slot {v!r}" for v in allowed
-                            if v not in SLOT_NAMES)
-    return problems
+# The fields an entry can be filed by, with how many values each can take.
+_GATE_FIELDS = {**{name: len(values) for name, values in VALUES.items()}, **{flag: 2 for flag in FLAGS}}
+
+
+class EntryGates:
+    """The advice entries filed by one value list of their `when` (the one that lets the fewest
+    cases through: jurisdiction [CN] rather than fraud [false]), so a case's `when` tests run only
+    for the entries whose filing value it has."""
+
+    def __init__(self, entries: Iterable[_Entry]) -> None:
+        self.count = 0
+        filed: dict[str, dict[Any, list[int]]] = {}
+        always: list[int] = []
+        for i, entry in enumerate(entries):
+            self.count += 1
+            gate = self._gate(entry.when)
+            if gate is None:
+                always.append(i)
+                continue
+            field_name, values = gate
+            for value in dict.fromkeys(values):
+                filed.setdefault(field_name, {}).setdefault(value, []).append(i)
+        self.filed = {f: {v: tuple(ids) for v, ids in table.items()} for f, table in filed.items()}
+        self.always = tuple(always)
+
+    @staticmethod
+    def _gate(when: Any) -> tuple[str, list[Any]] | None:
+        if not isinstance(when, Mapping):
+            return None
+        best: tuple[float, str, list[Any]] | None = None
+        for name, size in _GATE_FIELDS.items():
+            values = when.get(name)
+            if isinstance(values, list) and values:
+                try:
+                    {v: None for v in values}
+                except TypeError:
+                    continue
+                share = len(values) / size
+                if best is None or share < best[0]:
+                    best = (share, name, values)
+        return None if best is None else (best[1], best[2])
+
+    def candidates(self, case: Mapping[str, Any]) -> Iterable[int]:
+        """The entries (indices, in order) whose gate the case passes; the others cannot match."""
+        found = set(self.always)
+        try:
+            for name, table in self.filed.items():
+                ids = table.get(case.get(name))
+                if ids:
+                    found.update(ids)
+        except TypeError:   # an unhashable slot value: no filing to go by
+            return range(self.count)
+        return sorted(found)
+
+
+def _compiled_list(conds: Any) -> tuple[Test, ...] | None:
+    try:
+        return tuple(compile_when(cond) for cond in conds or [])
+    except TypeError:   # not a list (reported as a problem): read as written when used
+        return None
 
 
 def rules_problems() -> list[str]:
@@ -374,20 +391,9 @@ def _sources(fact_ids: Iterable[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- matching
 
-def _parse_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _normalise(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
+def normalise_case(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
+    """The case as `when` conditions see it: the slots, the category, a jurisdiction (OTHER when
+    unknown), `contacted` decided, and the derived flags of advice.yaml (fraud, digital)."""
     case = dict(slots)
     case["category"] = category
     if case.get("jurisdiction") not in JURISDICTIONS:
@@ -395,51 +401,25 @@ def _normalise(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
     contacted = case.get("contacted")
     case["contacted"] = bool(contacted) if contacted is not None else bool(case.get("contact_date"))
     rules = _rules()
-    for flag in _FLAGS:
-        case[flag] = any(_matches(cond, case) for cond in rules.derived.get(flag) or [])
+    for flag in FLAGS:
+        tests = rules.derived_tests.get(flag, ())
+        if tests is None:
+            case[flag] = any(matches(cond, case) for cond in rules.derived.get(flag) or [])
+        else:
+            case[flag] = any(test(case) for test in tests)
     return case
 
 
-_LATIN = re.compile(r"^[\x00-\x7f]+$")
-
-
-def _mentions(case: Mapping[str, Any], words: Iterable[str]) -> bool:
-    text = " ".join(str(case.get(k) or "") for k in ("merchant", "story")).lower()
-    if not text.strip():
-        return False
-    for word in words:
-        w = str(word).lower()
-        if _LATIN.match(w):
-            if re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", text):
-                return True
-        elif w in text:
-            return True
-    return False
-
-
-def _field_matches(field: str, allowed: Any, case: Mapping[str, Any]) -> bool:
-    if field == "any":
-        return any(_matches(sub, case) for sub in allowed)
-    if field == "not":
-        return not _excluded(allowed, case)
-    if field == "merchant_any":
-        return _mentions(case, allowed)
-    if field == "missing":
-        return all(case.get(s) in (None, "", {}, []) for s in allowed)
-    if field == "present":
-        return all(case.get(s) not in (None, "", {}, []) for s in allowed)
-    return case.get(field) in allowed
-
-
-def _matches(when: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
-    return all(_field_matches(field, allowed, case) for field, allowed in when.items())
-
-
-def _excluded(not_map: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
-    return any(_field_matches(field, allowed, case) for field, allowed in not_map.items())
-
-
 # --------------------------------------------------------------------------- dates
+
+def _add_months(day: date, months: int) -> date:
+    """`day` moved by whole months, on the same day number or the month's last day if it has
+    fewer (31 Jan + 1 month = 28 or 29 Feb), as dateutil's relativedelta does, at a fraction
+    of its cost."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
 
 def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
     """The last day of a period of `add` counted from `start_date` (see module docs)."""
@@ -448,7 +428,7 @@ def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
     if unit == "days":
         return start_date + timedelta(days=n if day_after else n - 1)
     if unit == "months":
-        end = start_date + relativedelta(months=n)
+        end = _add_months(start_date, n)
         return end if day_after else end - timedelta(days=1)
     if unit == "working_days":
         d = start_date if not day_after else start_date + timedelta(days=1)
@@ -469,11 +449,12 @@ def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
 def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
     """Warnings, steps, evidence and deadlines for a case. Pure: `today` is given."""
     rules = _rules()
-    case = _normalise(slots or {}, category)
+    case = normalise_case(slots or {}, category)
 
     picked: dict[str, dict[str, tuple[int, str, list[str]]]] = {k: {} for k in _KINDS}
-    for entry in rules.entries:
-        if not _matches(entry.when, case):
+    for index in rules.gates.candidates(case):
+        entry = rules.entries[index]
+        if not entry.test(case):
             continue
         seen = picked[entry.kind].get(entry.key)
         if seen is None:
@@ -483,32 +464,31 @@ def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
             fs.extend(f for f in entry.facts if f not in fs)
             picked[entry.kind][entry.key] = (min(order, entry.order), key, fs)
 
-    def ordered(kind: str) -> list[tuple[int, str, list[str]]]:
-        return sorted(picked[kind].values(), key=lambda item: (item[0], item[1]))
+    ordered = {kind: sorted(picked[kind].values(), key=lambda item: (item[0], item[1])) for kind in _KINDS}
 
     deadlines: list[Deadline] = []
     for rule in rules.deadlines:
-        if not _matches(rule.when, case):
+        if not rule.test(case):
             continue
-        basis_date = _parse_date(case.get(rule.basis))
+        basis_date = parse_date(case.get(rule.basis))
         if basis_date is None:
             continue
         end = deadline_date(basis_date, rule.add, rule.start)
         deadlines.append(Deadline(rule.id, end, rule.basis, rule.facts, (end - today).days))
     deadlines.sort(key=lambda d: (d.date, d.id))
 
-    all_facts: list[str] = []
+    all_facts: dict[str, None] = {}   # in order of first use
     for kind in ("warnings", "steps", "evidence"):
-        for _, _, fs in ordered(kind):
-            all_facts.extend(f for f in fs if f not in all_facts)
+        for _, _, fs in ordered[kind]:
+            all_facts.update(dict.fromkeys(fs))
     for d in deadlines:
-        all_facts.extend(f for f in d.facts if f not in all_facts)
+        all_facts.update(dict.fromkeys(d.facts))
 
     return Advice(
         category=category,
-        steps=tuple(key for _, key, _ in ordered("steps")),
-        evidence=tuple(key for _, key, _ in ordered("evidence")),
+        steps=tuple(key for _, key, _ in ordered["steps"]),
+        evidence=tuple(key for _, key, _ in ordered["evidence"]),
         deadlines=tuple(deadlines),
-        warnings=tuple(key for _, key, _ in ordered("warnings")),
+        warnings=tuple(key for _, key, _ in ordered["warnings"]),
         facts=tuple(all_facts),
     )

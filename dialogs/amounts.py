@@ -121,6 +121,35 @@ _AMOUNT = re.compile(
     re.IGNORECASE,
 )
 
+# Every match of _AMOUNT starts with one of these characters ("-", a prefix's first, a numeral) and
+# has a numeral at most _LEAD characters after its start: "-", a prefix, two spaces, "- ".
+# Scanning a story tries _AMOUNT only there, instead of at every position.
+_NUMERAL = re.compile(r"[0-9零〇一二两兩三四五六七八九十拾百佰千仟万萬亿億]")
+_START = re.compile(
+    "[" + re.escape("-" + "".join(sorted({p[0] for p in _PREFIXES}))) + r"0-9零〇一二两兩三四五六七八九十拾百佰千仟万萬亿億]",
+    re.IGNORECASE,
+)
+_LEAD = 2 + max(map(len, _PREFIXES)) + 2 + 2
+
+
+def _matches(text: str):
+    """`_AMOUNT.finditer(text)`, trying only the positions a match can start at."""
+    pos = 0
+    while True:
+        numeral = _NUMERAL.search(text, pos)
+        if numeral is None:
+            return
+        q = numeral.start()
+        for start in _START.finditer(text, max(pos, q - _LEAD), q + 1):
+            m = _AMOUNT.match(text, start.start())
+            if m:
+                yield m
+                pos = m.end()
+                break
+        else:
+            pos = q + 1
+
+
 # After a number marked only by 万/亿, these make it a count, not money ("1.2万人").
 _COUNTER_AFTER = re.compile(
     r"\s{0,2}(?:人|个|個|次|件|条|條|名|粉|字|步|张|張|份|天|年|公里|米|位|家|户|戶|台|辆|輛|股|单|單|篇|部|km|views?|people)",
@@ -232,7 +261,7 @@ def _marked(m: re.Match, text: str) -> bool:
 
 def _marked_hits(text: str) -> list[tuple[re.Match, AmountAnswer]]:
     hits = []
-    for m in _AMOUNT.finditer(text):
+    for m in _matches(text):
         if not _marked(m, text):
             continue
         try:

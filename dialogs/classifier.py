@@ -8,8 +8,9 @@
 deterministic, never raises on odd input. All knowledge (phrases, weights, answer signals,
 combination rules) lives in `rules/categories.yaml`; this module compiles it once at import
 (a mistake in it is a ValueError then) and scores. A cheap prefilter (the literal parts of
-each phrase, "needles") skips the phrases that cannot match, so a batch runs at thousands of
-narratives per second; every pattern is linear (bounded gaps, no nested repetition).
+each phrase, "needles", filed under their first two characters) picks the few phrases that can
+match, so only those run their patterns; every pattern is linear (bounded gaps, no nested
+repetition).
 
 Scoring, in order:
 1. every phrase found in the text (first occurrence that is not negated) adds its weight
@@ -33,6 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import yaml
 
 from dialogs.model import CATEGORIES
+from dialogs.phrases import grams
 
 RULES_PATH = Path(__file__).parent / "rules" / "categories.yaml"
 LANGS = ("zh", "en")
@@ -243,7 +245,10 @@ class _Rules:
     fallback_confidence: float
     dominate_margin: float
     simplify: Mapping[int, str]        # str.translate table: traditional -> simplified (for needles)
-    needles: Mapping[str, tuple[str, ...]]  # first character -> every needle starting with it
+    needles: Mapping[str, tuple[str, ...]]  # first two characters (one, if that is all) -> the needles
+    needle_starts: frozenset[str]              # the keys of `needles`
+    by_needle: Mapping[str, tuple[int, ...]]   # needle -> the phrases (indices) it lets through
+    unfiltered: tuple[int, ...]                # phrases without needles: always tried
 
 
 def _number(value: Any, where: str) -> float:
@@ -392,15 +397,26 @@ def load_rules(path: Path = RULES_PATH) -> _Rules:
         dominate_margin=_number(settings.get("dominate_margin", 1.0), "settings.dominate_margin"),
         simplify=simplify,
         needles=_buckets(phrases),
+        needle_starts=frozenset(_buckets(phrases)),
+        by_needle=_by_needle(phrases),
+        unfiltered=tuple(i for i, ph in enumerate(phrases) if ph.needles is None),
     )
 
 
 def _buckets(phrases: Iterable[_Phrase]) -> dict[str, tuple[str, ...]]:
-    by_first: dict[str, set[str]] = {}
+    by_start: dict[str, set[str]] = {}
     for ph in phrases:
         for needle in ph.needles or ():
-            by_first.setdefault(needle[0], set()).add(needle)
-    return {c: tuple(sorted(ns)) for c, ns in by_first.items()}
+            by_start.setdefault(needle[:2], set()).add(needle)
+    return {c: tuple(sorted(ns)) for c, ns in by_start.items()}
+
+
+def _by_needle(phrases: list[_Phrase]) -> dict[str, tuple[int, ...]]:
+    found: dict[str, list[int]] = {}
+    for i, ph in enumerate(phrases):
+        for needle in ph.needles or ():
+            found.setdefault(needle, []).append(i)
+    return {n: tuple(ids) for n, ids in found.items()}
 
 
 RULES = load_rules()
@@ -430,14 +446,16 @@ class _Tally:
 
     def __init__(self) -> None:
         self.scores: dict[str, float] = {c: 0.0 for c in CATEGORIES}
-        self.signals: dict[str, dict[tuple, list]] = {c: {} for c in CATEGORIES}  # key -> [weight, order, Signal args]
+        # (source, phrase, slot, value) -> [weight, order, source, phrase, slot, value]
+        self.signals: dict[str, dict[tuple, list]] = {c: {} for c in CATEGORIES}
 
-    def add(self, category: str, weight: float, order: float, source: str, **fields: Any) -> None:
+    def add(self, category: str, weight: float, order: float, source: str,
+            phrase: str | None = None, slot: str | None = None, value: str | None = None) -> None:
         self.scores[category] += weight
-        key = (source, fields.get("phrase"), fields.get("slot"), fields.get("value"))
+        key = (source, phrase, slot, value)
         entry = self.signals[category].get(key)
         if entry is None:
-            self.signals[category][key] = [weight, order, source, fields]
+            self.signals[category][key] = [weight, order, source, phrase, slot, value]
         else:
             entry[0] += weight
             entry[1] = min(entry[1], order)
@@ -460,23 +478,25 @@ def classify(slots: Mapping[str, Any] | None, text: str = "") -> Classification:
     positive = {c: s for c, s in tally.scores.items() if s > 0}
     if not positive:
         return Classification(rules.fallback_category, rules.fallback_confidence, ())
-    best = max(CATEGORIES, key=lambda c: (positive.get(c, 0.0), -CATEGORIES.index(c)))
-    top = positive[best]
+    best, top = "", 0.0
+    for category in CATEGORIES:   # ties: the first in CATEGORIES
+        if positive.get(category, 0.0) > top:
+            best, top = category, positive[category]
     share = top / sum(positive.values())
     strength = 1.0 - math.exp(-top / rules.strength_scale)
     confidence = round(min(rules.max_confidence, max(0.0, share * strength)), 2)
     # Strongest first; a quote overlapping a stronger quote would only repeat the user's words.
     signals: list[Signal] = []
     quoted: list[tuple[int, int]] = []
-    for weight, start, source, fields in sorted(tally.signals[best].values(), key=lambda e: (-e[0], e[1])):
+    for weight, start, source, phrase, slot, value in sorted(tally.signals[best].values(), key=lambda e: (-e[0], e[1])):
         if weight <= 0 or len(signals) == rules.max_signals:
             break
         if source == "text":
-            end = int(start) + len(fields["phrase"])
+            end = int(start) + len(phrase)
             if any(start < e and s < end for s, e in quoted):
                 continue
             quoted.append((int(start), end))
-        signals.append(Signal(category=best, weight=round(weight, 2), source=source, **fields))
+        signals.append(Signal(best, round(weight, 2), source, phrase, slot, value))
     return Classification(best, confidence, tuple(signals))
 
 
@@ -493,14 +513,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
     if text:
         # Cheap prefilter: which needles (literal parts of the phrases) occur at all.
         folded = text.lower().translate(rules.simplify)
-        present: set[str] = set()
-        for c in set(folded):
-            bucket = rules.needles.get(c)
-            if bucket:
-                present.update(n for n in bucket if n in folded)
-        for ph in rules.phrases:
-            if ph.needles is not None and ph.needles.isdisjoint(present):
-                continue
+        candidates = set(rules.unfiltered)
+        for start in grams(folded) & rules.needle_starts:
+            for needle in rules.needles[start]:
+                if needle in folded:
+                    candidates.update(rules.by_needle[needle])
+        for i in sorted(candidates):
+            ph = rules.phrases[i]
             for m in ph.pattern.finditer(text):
                 if m.end() == m.start():
                     continue
@@ -526,16 +545,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
         tally.add(ph.category, ph.weight, m.start(), "text", phrase=m.group(0))
 
     # 2. answers
-    answered: set[str] = set()
     for slot, table in rules.answers.items():
         value = slots.get(slot)
         if not isinstance(value, str):
             continue
         for category, weight in table.get(value, ()):
             tally.add(category, weight, -1, "answer", slot=slot, value=value)
-    for slot, value in slots.items():
-        if isinstance(slot, str) and isinstance(value, str):
-            answered.add(f"{slot}={value}")
+    answered = {f"{slot}={value}" for slot, value in slots.items() if isinstance(slot, str) and isinstance(value, str)}
 
     # 3. combination rules
     def holds(atom: str) -> list[tuple[str, Any]] | None:
@@ -547,8 +563,13 @@ def _tally(slots: Mapping[str, Any] | None, text: Any) -> _Tally:
             return [("answer", (slot, value))]
         return None
 
+    # The atoms that hold, to pass over the rules that do not apply without gathering evidence.
+    holding = {"tag:" + tag for tag in tag_evidence}
+    holding.update(a for a in answered if not a.startswith("tag:"))
     for rule in rules.rules:
-        if any(holds(a) for a in rule.unless):
+        if not holding.isdisjoint(rule.unless):
+            continue
+        if any(holding.isdisjoint(clause) for clause in rule.when):
             continue
         evidence: list[tuple[str, Any]] = []
         for clause in rule.when:

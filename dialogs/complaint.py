@@ -36,9 +36,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 
-from dialogs.advice import (
-    SLOT_NAMES, as_tuple, load_rules_yaml, _check_when, _matches, _normalise, _parse_date, advise, facts as _facts,
-)
+from dialogs.advice import advise, as_tuple, facts as _facts, load_rules_yaml, normalise_case
+from dialogs.conditions import SLOT_NAMES, check_when, matches, parse_date
 from dialogs.advice import message_keys as _advice_keys
 from dialogs.followup import _ladder, ladders_for
 from dialogs.model import LOCALES
@@ -152,7 +151,7 @@ def _rules() -> _Rules:
     demand = tuple(dict(d) for d in doc.get("demand") or [] if isinstance(d, Mapping))
     for i, rule in enumerate(demand):
         where = f"recipients.yaml: demand[{i}]"
-        problems.extend(_check_when(rule.get("when") or {}, where))
+        problems.extend(check_when(rule.get("when") or {}, where))
         if "days" in rule:
             if not (isinstance(rule["days"], int) and rule["days"] > 0):
                 problems.append(f"{where}: days must be a positive integer")
@@ -183,7 +182,7 @@ def _rules() -> _Rules:
             problems.append(f"{where}: unknown recipient")
         raw = dict(raw or {})
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in ("when", "ladder_rung", "variants"))
-        problems.extend(_check_when(raw.get("when") or {}, where))
+        problems.extend(check_when(raw.get("when") or {}, where))
         lr = raw.get("ladder_rung")
         if lr is not None and lr not in ladder.rungs:
             problems.append(f"{where}: unknown ladder rung {lr!r}")
@@ -191,13 +190,13 @@ def _rules() -> _Rules:
         for i, v in enumerate(raw.get("variants") or []):
             vwhere = f"{where} variant {v.get('id', i)!r}"
             problems.extend(f"{vwhere}: unknown field {f!r}" for f in v if f not in ("id", "when", "send", "amount"))
-            problems.extend(_check_when(v.get("when") or {}, vwhere))
+            problems.extend(check_when(v.get("when") or {}, vwhere))
             send: list[tuple[str, Mapping[str, Any]]] = []
             for item in v.get("send") or []:
                 cid, cwhen = (item, {}) if isinstance(item, str) else (item.get("channel"), item.get("when") or {})
                 if cid not in channels:
                     problems.append(f"{vwhere}: unknown channel {cid!r}")
-                problems.extend(_check_when(cwhen, vwhere))
+                problems.extend(check_when(cwhen, vwhere))
                 send.append((str(cid), cwhen))
             if not send:
                 problems.append(f"{vwhere}: no channels to send to")
@@ -237,7 +236,7 @@ def _rules() -> _Rules:
         if not adv:
             problems.append(f"{where}: needs the advice keys that say where it applies")
         problems.extend(f"{where}: unknown advice key {k!r}" for k in adv if k not in advice_keys)
-        problems.extend(_check_when(raw.get("when") or {}, where))
+        problems.extend(check_when(raw.get("when") or {}, where))
         for f in ("deadline", "deadline_passed"):
             if raw.get(f) is not None and raw[f] not in known_deadlines:
                 problems.append(f"{where}: unknown {f} {raw[f]!r}")
@@ -296,8 +295,8 @@ def _stage(slots: Mapping[str, Any], category: str, rung: str | None) -> tuple[s
     if len(paths) == 1:
         path = paths[0]
     else:       # no rung yet, or a rung on several paths: the path the plan starts on
-        case = _normalise(slots or {}, category)
-        path = next((p.id for p in ladder.paths if _matches(p.when, case)), ladder.paths[-1].id)
+        case = normalise_case(slots or {}, category)
+        path = next((p.id for p in ladder.paths if matches(p.when, case)), ladder.paths[-1].id)
     rungs = list(ladders[path]["rungs"])
     current = rung if rung in ladder.rungs else rungs[0]
     return path, ladders[path]["category"], rungs, current
@@ -321,12 +320,12 @@ def _amount_fits(cond: Mapping[str, Any] | None, slots: Mapping[str, Any]) -> st
 def _variant(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any]) -> _Variant | None:
     rules = _rules()
     rec = rules.recipients[recipient]
-    if not _matches(rec.when, case):
+    if not matches(rec.when, case):
         return None
-    if rec.ladder_rung and not _matches(_ladder().rungs[rec.ladder_rung].when, case):
+    if rec.ladder_rung and not matches(_ladder().rungs[rec.ladder_rung].when, case):
         return None
     for v in rec.variants:
-        if _matches(v.when, case) and _amount_fits(v.amount, slots) != "out":
+        if matches(v.when, case) and _amount_fits(v.amount, slots) != "out":
             return v
     return None
 
@@ -343,7 +342,7 @@ def recipients(slots: Mapping[str, Any], category: str, rung: str | None = None)
     rules = _rules()
     slots = dict(slots or {})
     _, cat, rungs, current = _stage(slots, category, rung)
-    case = _normalise(slots, cat)
+    case = normalise_case(slots, cat)
     order = [rules.rungs.get(current)] + [rules.rungs.get(r) for r in rungs] + list(RECIPIENTS)
     out: list[str] = []
     for rec in order:
@@ -380,7 +379,7 @@ def _day(value: Any) -> str | None:
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
         except ValueError:
-            d = _parse_date(text[:10])
+            d = parse_date(text[:10])
             return d.isoformat() if d else None
     return None
 
@@ -449,10 +448,10 @@ def _numbers(fact_ids: Iterable[str]) -> dict[str, Any]:
 def _basis(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any], advice_keys: set[str],
            deadlines: Mapping[str, date], today: date) -> list[dict[str, Any]]:
     rules = _rules()
-    contact = _parse_date(slots.get("contact_date"))
+    contact = parse_date(slots.get("contact_date"))
     out = []
     for b in rules.basis:
-        if recipient not in b.recipients or not advice_keys & set(b.advice) or not _matches(b.when, case):
+        if recipient not in b.recipients or not advice_keys & set(b.advice) or not matches(b.when, case):
             continue
         if b.deadline and b.deadline in deadlines:
             end = deadlines[b.deadline]
@@ -474,7 +473,7 @@ def _basis(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any], ad
 
 def _demand(case: Mapping[str, Any], today: date) -> tuple[int, str | None]:
     for rule in _rules().demand:
-        if _matches(rule.get("when") or {}, case):
+        if matches(rule.get("when") or {}, case):
             if "days" in rule:
                 return int(rule["days"]), None
             return int(_facts()[rule["fact"]]["numbers"][rule["number"]]), str(rule["fact"])
@@ -531,7 +530,7 @@ def _channels(variant: _Variant, case: Mapping[str, Any]) -> list[dict[str, Any]
     rules = _rules()
     return [{"id": cid, **{k: v for k, v in rules.channels[cid].items() if k != "facts"},
              "num": _numbers(rules.channels[cid]["facts"])}
-            for cid, cwhen in variant.send if _matches(cwhen, case)]
+            for cid, cwhen in variant.send if matches(cwhen, case)]
 
 
 def _missing(recipient: str, slots: Mapping[str, Any]) -> tuple[str, ...]:
@@ -564,7 +563,7 @@ def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale
     rules = _rules()
     slots = dict(slots or {})
     path, cat, rungs, _ = _stage(slots, category, rung)
-    case = _normalise(slots, cat)
+    case = normalise_case(slots, cat)
     variant = _variant(recipient, case, slots)
     if variant is None:
         raise ValueError(f"recipient {recipient!r} does not fit this case")

@@ -310,10 +310,18 @@ class _Rule:
     story: bool = True        # also used by find_dates
     full_only: bool = False   # only when it is the whole answer
     weekday_only: bool = False
+    # Found in every match of `pattern`: a text without it is not scanned with the whole rule
+    # (most rules would otherwise be tried at every position of every story).
+    gate: re.Pattern | None = None
 
 
-def _rule(regex: str, resolve: Resolver, **flags) -> _Rule:
-    return _Rule(re.compile(regex, re.IGNORECASE), resolve, **flags)
+def _rule(regex: str, resolve: Resolver, gate: str | None = None, **flags) -> _Rule:
+    return _Rule(re.compile(regex, re.IGNORECASE), resolve, gate=re.compile(gate, re.IGNORECASE) if gate else None,
+                 **flags)
+
+
+_DIGIT = "[0-9]"
+_MONTH_START = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 
 
 def _zh_relative(m: re.Match, today: date, story: bool) -> DateAnswer:
@@ -462,48 +470,48 @@ _RULES: tuple[_Rule, ...] = (
     _rule(r"(?:(?P<y>[0-9]{4}|[〇零一二三四五六七八九]{4})\s{0,2}年\s{0,2}|(?P<ry>去|今|前)年\s{0,2})?"
           rf"(?<![0-9.])(?P<m>{_ZH_SMALL})\s{{0,2}}月\s{{0,2}}(?P<d>{_ZH_SMALL})\s{{0,2}}{_ZH_DAY_MARK}"
           rf"(?:\s{{0,2}}[(（]?\s{{0,2}}{_ZH_WEEK}[一二三四五六日天]\s{{0,2}}[)）]?)?",
-          _zh_full),
+          _zh_full, gate="月"),
     _rule(rf"(?P<rel>上上|上|本|这|這)[个個]?月(?:\s{{0,2}}(?P<d>{_ZH_SMALL})\s{{0,2}}{_ZH_DAY_MARK})?",
-          _zh_relative_month),
+          _zh_relative_month, gate="月"),
     _rule(r"(?P<n>[0-9]{1,3}|[一二两兩三四五六七八九十百]{1,4})\s{0,2}"
           rf"(?P<u>天|日|[个個]?{_ZH_WEEK}|[个個]月|年)\s{{0,2}}(?:之前|以前|前)",
-          _zh_ago),
+          _zh_ago, gate="前"),
     _rule(rf"(?:(?P<pre>上上|上|下|本|这|這)[个個]?)?{_ZH_WEEK}(?P<wd>[一二三四五六日天])",
-          _zh_weekday, weekday_only=True),
+          _zh_weekday, gate=_ZH_WEEK, weekday_only=True),
     _rule(r"大前天|(?<![之以])前天(?!天)|昨天|昨晚|今天|今晚|明天|(?<![之以然])后天(?!天)|(?<![之以然])後天(?!天)",
-          _zh_relative),
-    _rule(r"今日|昨日|前日", _zh_relative, story=False),
+          _zh_relative, gate="[天晚]"),
+    _rule(r"今日|昨日|前日", _zh_relative, gate="日", story=False),
     # --- Numeric -----------------------------------------------------------
     _rule(rf"{_NOT_NUM_BEFORE}(?P<y>[0-9]{{4}})\s?(?P<sep>[./-])\s?(?P<m>[0-9]{{1,2}})\s?(?P=sep)\s?"
           r"(?P<d>[0-9]{1,2})(?![0-9]|[./-][0-9])",
-          _numeric_year_first),
+          _numeric_year_first, gate=_DIGIT),
     _rule(rf"{_NOT_NUM_BEFORE}(?P<a>[0-9]{{1,2}})(?P<sep>[./-])(?P<b>[0-9]{{1,2}})(?P=sep)"
           r"(?P<y>[0-9]{4})(?![0-9]|[./-][0-9])",
-          _numeric_year_last),
+          _numeric_year_last, gate=_DIGIT),
     # --- English -----------------------------------------------------------
     _rule(rf"(?<![a-z0-9.,:/-])(?:{_WD_ANY}\.?,?\s{{1,3}}(?:the\s{{1,3}})?)?"
           rf"(?P<d>[0-9]{{1,2}})(?:st|nd|rd|th)?(?:\s{{0,3}}|[-/.])(?:of\s{{1,3}})?(?P<mon>{_MON})(?![a-z])"
           r"(?:(?:\.?,?\s{1,3}|[-/.])(?P<y>[0-9]{4})(?![0-9]))?",
-          _en_month_day),
+          _en_month_day, gate=_MONTH_START),
     _rule(rf"(?<![a-z])(?:{_WD_ANY}\.?,?\s{{1,3}})?(?P<mon>{_MON})(?![a-z])\.?\s{{0,3}}(?:the\s{{1,3}})?"
           r"(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?(?![0-9])"
           r"(?:(?:,\s{0,3}|\s{1,3}|[-/])(?P<y>(?:19|20)[0-9]{2})(?![0-9]))?",
-          _en_month_day),
+          _en_month_day, gate=_MONTH_START),
     _rule(r"(?<![a-z])(?:(?:the\s{1,3})?day\s{1,3}before\s{1,3}yesterday|yesterday|today|tonight|tomorrow)(?![a-z])",
-          _en_relative),
+          _en_relative, gate="yesterday|today|tonight|tomorrow"),
     _rule(rf"(?<![a-z0-9.,])(?P<n>{_EN_NUMBER})\s{{0,3}}(?P<u>days?|weeks?|months?|years?)\s{{1,3}}ago(?![a-z])",
-          _en_ago),
-    _rule(r"(?<![a-z])last\s{1,3}month(?![a-z])", _en_last_month, story=False),
+          _en_ago, gate="ago"),
+    _rule(r"(?<![a-z])last\s{1,3}month(?![a-z])", _en_last_month, gate="month", story=False),
     _rule(rf"(?<![a-z])(?:(?P<pre>this\s{{1,3}}past|last|past|this|next)\s{{1,3}})?(?P<wd>{_WD_FULL})(?![a-z])",
-          _en_weekday, weekday_only=True),
+          _en_weekday, gate="day", weekday_only=True),
     # --- Only as a whole answer -------------------------------------------
     _rule(r"(?:(?P<y>[0-9]{4})\s{0,2}年\s{0,2}|(?P<ry>去|今|前)年\s{0,2})?"
           rf"(?P<m>{_ZH_SMALL})\s{{0,2}}月\s{{0,2}}(?P<d>{_ZH_SMALL})",
-          _zh_full, story=False, full_only=True),
-    _rule(rf"(?P<d>{_ZH_SMALL})\s{{0,2}}{_ZH_DAY_MARK}", _zh_day_only, story=False, full_only=True),
+          _zh_full, gate="月", story=False, full_only=True),
+    _rule(rf"(?P<d>{_ZH_SMALL})\s{{0,2}}{_ZH_DAY_MARK}", _zh_day_only, gate=_ZH_DAY_MARK, story=False, full_only=True),
     _rule(rf"(?:(?P<pre>last|past|this|next|on)\s{{1,3}})?(?P<wd>{_WD_SHORT})\.?",
-          _en_weekday, story=False, full_only=True),
-    _rule(r"(?:on\s{1,3})?(?:the\s{1,3})?(?P<d>[0-9]{1,2})(?:st|nd|rd|th)", _en_day_only,
+          _en_weekday, gate="mon|tue|wed|thu|fri|sat|sun", story=False, full_only=True),
+    _rule(r"(?:on\s{1,3})?(?:the\s{1,3})?(?P<d>[0-9]{1,2})(?:st|nd|rd|th)", _en_day_only, gate=_DIGIT,
           story=False, full_only=True),
 )
 
@@ -517,6 +525,8 @@ def _scan(text: str, rules: tuple[_Rule, ...]) -> list[tuple[re.Match, _Rule]]:
     """Non-overlapping matches of `rules` in `text`: leftmost first, then longest."""
     found = []
     for index, rule in enumerate(rules):
+        if rule.gate is not None and not rule.gate.search(text):
+            continue
         for m in rule.pattern.finditer(text):
             if m.end() > m.start():
                 found.append((m.start(), -m.end(), index, m, rule))
@@ -552,6 +562,8 @@ def _parse_date(text: str, today: date) -> DateAnswer:
     if not s:
         return _UNPARSED
     for rule in _RULES:
+        if rule.gate is not None and not rule.gate.search(s):
+            continue
         m = rule.pattern.fullmatch(s)
         if m:
             answer = _resolve(m, rule, today, False)

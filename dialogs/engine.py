@@ -7,13 +7,14 @@ and applies `Step.effects`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Mapping
 
 from dialogs import extract
 from dialogs.amounts import parse_amount
-from dialogs.answers import clean, match_choice, match_words, match_yesno
+from dialogs.answers import clean, match_choice, match_words, match_yesno, normalize
 from dialogs.dates import parse_date
 from dialogs.graph import Graph, Node, load
 from dialogs.model import Button, Effect, Reply, TimelineEvent
@@ -73,6 +74,16 @@ class DialogState:
                    pending=data.get("pending"), paused=bool(data.get("paused")))
 
 
+def _with(state: DialogState, **changes: Any) -> DialogState:
+    """`dataclasses.replace` for the dialog state (fields named by the engine itself), filled in
+    directly: a step makes several copies and the generated __init__ sets fields one by one."""
+    new = object.__new__(DialogState)
+    values = new.__dict__
+    values.update(state.__dict__)
+    values.update(changes)
+    return new
+
+
 @dataclass(frozen=True)
 class Step:
     state: DialogState
@@ -89,10 +100,10 @@ def start(graph: Graph | None = None) -> DialogState:
 
 def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
     """The question nodes on the path the answers take (answers off the path do not count)."""
-    path, node_id, seen = [], graph.start, set()
+    path, node_id, seen, nodes = [], graph.start, set(), graph.nodes
     while node_id and node_id not in seen:
         seen.add(node_id)
-        node = graph[node_id]
+        node = nodes[node_id]
         if node.slot:
             path.append(node)
         node_id = node.next_node(slots)
@@ -116,10 +127,11 @@ def _answered(state: DialogState, node: Node) -> bool:
 def _advance(graph: Graph, state: DialogState, from_node: Node) -> DialogState:
     """Move past `from_node` and every question already answered (by a story, or before an edit)."""
     state = _with_currency(state)
+    nodes = graph.nodes
     node_id = from_node.next_node(state.slots)
-    while node_id and graph[node_id].slot and _answered(state, graph[node_id]):
-        node_id = graph[node_id].next_node(state.slots)
-    return replace(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
+    while node_id and nodes[node_id].slot and _answered(state, nodes[node_id]):
+        node_id = nodes[node_id].next_node(state.slots)
+    return _with(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
 
 
 def _with_currency(state: DialogState) -> DialogState:
@@ -128,18 +140,26 @@ def _with_currency(state: DialogState) -> DialogState:
     currency = CURRENCY_OF.get(state.slots.get("jurisdiction", ""))
     if not amount or amount.get("currency") or not currency:
         return state
-    return replace(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
+    return _with(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
 
 
 # ---- replies ------------------------------------------------------------------------------
 
+# Buttons carry no per-user data: the same ones serve every question that shows them.
+_SKIP_BUTTON, _BACK_BUTTON = Button(SKIP, "btn.skip"), Button(BACK, "btn.back")
+_YESNO_BUTTONS = (Button("yes", "btn.yes"), Button("no", "btn.no"))
+_DATE_BUTTONS = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+
+
+@lru_cache(maxsize=256)
+def _option_buttons(slot: str | None, option_ids: tuple[str, ...]) -> tuple[Button, ...]:
+    return tuple(Button(oid, f"opt.{slot}.{oid}") for oid in option_ids)
+
+
 def _controls(graph: Graph, state: DialogState, node: Node) -> tuple[Button, ...]:
-    buttons = []
     if node.optional:
-        buttons.append(Button(SKIP, "btn.skip"))
-    if state.history:
-        buttons.append(Button(BACK, "btn.back"))
-    return tuple(buttons)
+        return (_SKIP_BUTTON, _BACK_BUTTON) if state.history else (_SKIP_BUTTON,)
+    return (_BACK_BUTTON,) if state.history else ()
 
 
 def ask(graph: Graph, state: DialogState) -> Reply:
@@ -161,11 +181,11 @@ def ask(graph: Graph, state: DialogState) -> Reply:
         context["current"] = {"slot": node.slot, "type": node.type, "value": state.slots[node.slot]}
     buttons: tuple[Button, ...] = ()
     if node.type == "choice":
-        buttons = tuple(Button(o.id, f"opt.{node.slot}.{o.id}") for o in node.options)
+        buttons = _option_buttons(node.slot, node.index.ids)
     elif node.type == "yesno":
-        buttons = (Button("yes", "btn.yes"), Button("no", "btn.no"))
+        buttons = _YESNO_BUTTONS
     elif node.type == "date":
-        buttons = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+        buttons = _DATE_BUTTONS
     return Reply(f"q.{node.id}", context, buttons + _controls(graph, state, node))
 
 
@@ -193,7 +213,8 @@ def _check_date(node: Node, state: DialogState, day: date, today: date) -> _Pars
     return _Parsed(value=day.isoformat(), ok=True)
 
 
-def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: date) -> _Parsed:
+def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: date, norm: str) -> _Parsed:
+    """`norm`: the typed text, `normalize`d (empty for a press)."""
     if isinstance(event, Press):
         if node.type == "choice" and node.option(event.option):
             return _Parsed(value=event.option, ok=True)
@@ -204,10 +225,10 @@ def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: da
         return _Parsed(error="stale")
     text = event.text
     if node.type == "choice":
-        option = match_choice(node, text)
+        option = match_choice(node, norm, normalized=True)
         return _Parsed(value=option, ok=True) if option else _Parsed(error="err.choice")
     if node.type == "yesno":
-        answer = match_yesno(graph.yesno, text)
+        answer = match_yesno(graph.yesno, norm, normalized=True)
         return _Parsed(value=answer, ok=True) if answer is not None else _Parsed(error="err.yesno")
     if node.type == "date":
         answer = parse_date(text, today)
@@ -239,7 +260,7 @@ def _with_story(state: DialogState, text: str) -> DialogState:
     story = state.slots.get("story")
     slots = dict(state.slots)
     slots["story"] = f"{story}\n\n{text}" if story else text
-    return replace(state, slots=slots)
+    return _with(state, slots=slots)
 
 
 def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[DialogState, dict[str, Any]]:
@@ -248,7 +269,7 @@ def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[Di
     found = {k: v for k, v in found.items() if _valid_mined(graph, state, k, v, found)}
     merged = extract.merge(state.slots, found, frozenset(state.skipped))
     added = {k: v for k, v in merged.items() if k not in state.slots}
-    return replace(state, slots=merged), added
+    return _with(state, slots=merged), added
 
 
 def _valid_mined(graph: Graph, state: DialogState, slot: str, value: Any, found: Mapping[str, Any]) -> bool:
@@ -264,10 +285,12 @@ def _valid_mined(graph: Graph, state: DialogState, slot: str, value: Any, found:
 def step(state: DialogState, event: Event, now: datetime, graph: Graph | None = None) -> Step:
     graph = graph or load()
     today = now.date()
+    norm = ""
     if isinstance(event, Text):
         event = Text(clean(event.text))
+        norm = normalize(event.text)
     if state.node not in graph.nodes:   # the graph changed under a stored state: restart at the summary
-        state = replace(state, node="confirm" if "confirm" in graph.nodes else graph.start, pending=None)
+        state = _with(state, node="confirm" if "confirm" in graph.nodes else graph.start, pending=None)
 
     if isinstance(event, Command):
         return _command(graph, state, event.name)
@@ -280,45 +303,45 @@ def step(state: DialogState, event: Event, now: datetime, graph: Graph | None = 
     if isinstance(event, Text):
         if not event.text:
             return _error(graph, state, "err.empty")
-        if match_words(event.text, graph.controls.get("back", ())):
+        if match_words(norm, graph.controls.get("back", ()), normalized=True):
             return _command(graph, state, "back")
-        if match_words(event.text, graph.controls.get("skip", ())) and graph[state.node].type not in ("end", "confirm"):
+        if match_words(norm, graph.controls.get("skip", ()), normalized=True) and graph[state.node].type not in ("end", "confirm"):
             return _command(graph, state, "skip")
     if state.pending:
-        return _pending(graph, state, event, today)
+        return _pending(graph, state, event, today, norm)
 
     node = graph[state.node]
     if node.type == "end":
         return _after_intake(graph, state, event)
     if node.type == "confirm":
-        return _confirm(graph, state, event, now)
-    return _answer(graph, state, node, event, now)
+        return _confirm(graph, state, event, now, norm)
+    return _answer(graph, state, node, event, now, norm=norm)
 
 
 def _command(graph: Graph, state: DialogState, name: str) -> Step:
     node = graph[state.node]
     if name == "cancel":
-        return Step(replace(state, paused=True, pending=None), (Reply("cancelled", {}),),
+        return Step(_with(state, paused=True, pending=None), (Reply("cancelled", {}),),
                     (TimelineEvent("paused", {"node": state.node}),))
     if name in ("resume", "ask"):
-        return Step(replace(state, paused=False), (ask(graph, replace(state, paused=False)),))
+        return Step(_with(state, paused=False), (ask(graph, _with(state, paused=False)),))
     if name == "back":
         if state.pending:
-            return Step(replace(state, pending=None), (ask(graph, replace(state, pending=None)),))
+            return Step(_with(state, pending=None), (ask(graph, _with(state, pending=None)),))
         if not state.history:
             return _error(graph, state, "err.no_back")
-        back = replace(state, node=state.history[-1], history=state.history[:-1], paused=False)
+        back = _with(state, node=state.history[-1], history=state.history[:-1], paused=False)
         return Step(back, (ask(graph, back),), (TimelineEvent("back", {"to": back.node}),))
     if name == "skip":
         if not node.optional or state.pending:
             return _error(graph, state, "err.not_optional")
-        skipped = replace(state, skipped=tuple(sorted(set(state.skipped) | {node.slot})))
+        skipped = _with(state, skipped=tuple(sorted(set(state.skipped) | {node.slot})))
         moved = _advance(graph, skipped, node)
         return _arrive(graph, moved, (TimelineEvent("skipped", {"slot": node.slot}),), None)
     return _error(graph, state, "err.unknown_command")
 
 
-def _pending(graph: Graph, state: DialogState, event: Event, today: date) -> Step:
+def _pending(graph: Graph, state: DialogState, event: Event, today: date, norm: str) -> Step:
     pending = state.pending or {}
     node = graph[state.node]
     if pending.get("kind") == "date_choice":
@@ -329,14 +352,14 @@ def _pending(graph: Graph, state: DialogState, event: Event, today: date) -> Ste
         elif isinstance(event, Text) and event.text.strip() in ("1", "2"):
             choice = candidates[int(event.text.strip()) - 1]
         elif isinstance(event, Text):
-            return _answer(graph, replace(state, pending=None), node, event, None, today=today)
+            return _answer(graph, _with(state, pending=None), node, event, None, today=today, norm=norm)
         if choice is None:
             return _error(graph, state, "stale")
-        return _answer(graph, replace(state, pending=None), node, Press(f"={choice}"), None,
+        return _answer(graph, _with(state, pending=None), node, Press(f"={choice}"), None,
                        today=today, value=choice)
     # edit menu
     if isinstance(event, Press) and event.option == CANCEL_EDIT:
-        back = replace(state, pending=None)
+        back = _with(state, pending=None)
         return Step(back, (ask(graph, back),))
     targets = active_nodes(graph, state.slots)
     target = None
@@ -346,20 +369,20 @@ def _pending(graph: Graph, state: DialogState, event: Event, today: date) -> Ste
         target = targets[int(event.text) - 1]
     if target is None:
         return _error(graph, state, "stale" if isinstance(event, Press) else "err.choice")
-    moved = replace(state, node=target.id, pending=None, history=state.history + (state.node,))
+    moved = _with(state, node=target.id, pending=None, history=state.history + (state.node,))
     return Step(moved, (ask(graph, moved),))
 
 
 def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: datetime | None,
-            today: date | None = None, value: str | None = None) -> Step:
+            today: date | None = None, value: str | None = None, norm: str = "") -> Step:
     today = today or now.date()
     if value is not None:
         parsed = _check_date(node, state, date.fromisoformat(value), today)
     else:
-        parsed = _parse(graph, node, state, event, today)
+        parsed = _parse(graph, node, state, event, today, norm)
     text = event.text if isinstance(event, Text) else None
     if parsed.candidates:
-        asking = replace(state, pending={"kind": "date_choice", "text": text or "",
+        asking = _with(state, pending={"kind": "date_choice", "text": text or "",
                                          "candidates": [d.isoformat() for d in parsed.candidates]})
         return Step(asking, (ask(graph, asking),))
     if parsed.error == "stale":
@@ -374,7 +397,7 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
             parsed = _check_date(node, state, date.fromisoformat(added[node.slot]), today) \
                 if node.type == "date" else _Parsed(value=added.pop(node.slot), ok=True)
             added.pop(node.slot, None)
-        state = replace(mined_state, slots={k: v for k, v in mined_state.slots.items()
+        state = _with(mined_state, slots={k: v for k, v in mined_state.slots.items()
                                             if k != node.slot or k in state.slots})
         if added or (not parsed.ok and len(text) >= STORY_WORTHY):
             state = _with_story(state, text)
@@ -391,7 +414,7 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
     if node.slot == "story":
         state = _with_story(state, text or "")
         slots = dict(state.slots)
-        _, story_found = _mined(graph, replace(state, slots={}), text or "", today)
+        _, story_found = _mined(graph, _with(state, slots={}), text or "", today)
         for k, v in story_found.items():
             if k not in slots and k not in state.skipped and k != "story":
                 slots[k] = v
@@ -399,7 +422,7 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
     else:
         slots[node.slot] = parsed.value
     events.insert(0, TimelineEvent("answer", {"slot": node.slot, "value": slots.get(node.slot), "text": text}))
-    answered = replace(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot))
+    answered = _with(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot))
     moved = _advance(graph, answered, node)
     notes = (Reply("noted", {"facts": [f for f in facts(graph, moved.slots) if f["slot"] in added]}),) if added else ()
     return _arrive(graph, moved, tuple(events), now, notes)
@@ -410,19 +433,19 @@ def _arrive(graph: Graph, state: DialogState, events: tuple[TimelineEvent, ...],
     return Step(state, notes + (ask(graph, state),), events)
 
 
-def _confirm(graph: Graph, state: DialogState, event: Event, now: datetime) -> Step:
+def _confirm(graph: Graph, state: DialogState, event: Event, now: datetime, norm: str) -> Step:
     if isinstance(event, Press):
         if event.option == CONFIRM:
             return _finish(graph, state, now)
         if event.option == EDIT:
-            editing = replace(state, pending={"kind": "edit_menu"})
+            editing = _with(state, pending={"kind": "edit_menu"})
             return Step(editing, (ask(graph, editing),))
         return Step(state, (Reply("stale", {}), ask(graph, state)))
-    yes = match_yesno(graph.yesno, event.text)
+    yes = match_yesno(graph.yesno, norm, normalized=True)
     if yes is True:
         return _finish(graph, state, now)
-    if yes is False or match_words(event.text, graph.controls.get("edit", ())):
-        editing = replace(state, pending={"kind": "edit_menu"})
+    if yes is False or match_words(norm, graph.controls.get("edit", ()), normalized=True):
+        editing = _with(state, pending={"kind": "edit_menu"})
         return Step(editing, (ask(graph, editing),))
     # More of the story at the summary: keep it, fill what it answers, show the summary again.
     mined_state, added = _mined(graph, state, event.text, now.date())

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any, Mapping
 
 from dialogs.amounts import find_amounts
-from dialogs.answers import find_phrases, normalize, phrase_spans, unique_option
+from dialogs.answers import find_phrases, grams, normalize, unique_option
 from dialogs.dates import find_dates
 from dialogs.graph import Graph
+from dialogs.phrases import PhraseSet
 
 _CLAUSE_END = re.compile(r"[。！？；;!?\n]|[.,，、](?=\s|$)|，")
 _MERCHANT_PATTERNS = (
@@ -18,26 +20,47 @@ _MERCHANT_PATTERNS = (
 _CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}
 
 
-def _choice_slots(graph: Graph, text: str) -> dict[str, Any]:
+def _choice_slots(graph: Graph, norm: str, text_grams: frozenset[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for node in graph.nodes.values():
         if node.type == "choice" and node.slot:
-            option = unique_option(node, text)
+            option = unique_option(node, norm, True, text_grams)
             if option is not None:
                 found[node.slot] = option
     return found
 
 
-def _date_slot(graph: Graph, clause: str, at: int, end: int, taken: dict[str, str]) -> str | None:
+_DATE_SLOTS = ("contact_date", "problem_date", "purchase_date")
+
+
+@lru_cache(maxsize=16)
+def _date_cues(cues: tuple[tuple[str, ...], ...]) -> tuple[PhraseSet, tuple[str, ...]]:
+    """The cues of the three date slots in one set (looked up once per clause, not once per
+    slot), and the slot of each."""
+    return (PhraseSet(p for slot_cues in cues for p in slot_cues),
+            tuple(slot for slot, slot_cues in zip(_DATE_SLOTS, cues) for _ in slot_cues))
+
+
+def _cue_spans(graph: Graph, text: str, text_grams: frozenset[str]) -> dict[str, list[tuple[int, int]]]:
+    cues, owners = _date_cues(tuple(tuple(graph.story_cues.get(s, ())) for s in _DATE_SLOTS))
+    spans: dict[str, list[tuple[int, int]]] = {s: [] for s in _DATE_SLOTS}
+    for i, span in cues.located(text, text_grams):
+        spans[owners[i]].append(span)
+    return spans
+
+
+def _date_slot(graph: Graph, clause: str, at: int, end: int, taken: dict[str, str],
+               text_grams: frozenset[str]) -> str | None:
     """The slot a date fills, from the cue nearest to it in its clause: before it first
-    ("broke on 5 Nov"), else after it ("11月5日买的")."""
-    free = [s for s in ("contact_date", "problem_date", "purchase_date") if s not in taken]
-    before = {s: max((e for _, e in phrase_spans(clause[:at], graph.story_cues.get(s, ()))), default=-1) for s in free}
+    ("broke on 5 Nov"), else after it ("11月5日买的"). `text_grams`: of the whole story."""
+    free = [s for s in _DATE_SLOTS if s not in taken]
+    spans = _cue_spans(graph, clause[:at], text_grams)
+    before = {s: max((e for _, e in spans[s]), default=-1) for s in free}
     best = max(free, key=lambda s: before[s], default=None)
     if best is not None and before[best] >= 0:
         return best
-    after = {s: min((b for b, _ in phrase_spans(clause[end:], graph.story_cues.get(s, ()))), default=10**9)
-             for s in free}
+    spans = _cue_spans(graph, clause[end:], text_grams)
+    after = {s: min((b for b, _ in spans[s]), default=10**9) for s in free}
     best = min(free, key=lambda s: after[s], default=None)
     if best is not None and after[best] < 10**9:
         return best
@@ -45,10 +68,9 @@ def _date_slot(graph: Graph, clause: str, at: int, end: int, taken: dict[str, st
     return next((s for s in ("purchase_date", "problem_date") if s not in taken), None)
 
 
-def _classify_dates(graph: Graph, text: str, today: date) -> dict[str, str]:
+def _classify_dates(graph: Graph, text: str, today: date, norm: str, text_grams: frozenset[str]) -> dict[str, str]:
     dates = [(m, d) for m, d in find_dates(text, today) if d <= today]
     found: dict[str, str] = {}
-    norm = normalize(text)
     cursor = 0
     for matched, day in dates:
         needle = normalize(matched)
@@ -59,7 +81,7 @@ def _classify_dates(graph: Graph, text: str, today: date) -> dict[str, str]:
         start = max((m.end() for m in _CLAUSE_END.finditer(norm, 0, at)), default=0)
         stop = _CLAUSE_END.search(norm, cursor)
         clause = norm[start: stop.start() if stop else len(norm)]
-        slot = _date_slot(graph, clause, at - start, cursor - start, found)
+        slot = _date_slot(graph, clause, at - start, cursor - start, found, text_grams)
         if slot:
             found[slot] = day.isoformat()
     purchase, problem = found.get("purchase_date"), found.get("problem_date")
@@ -68,8 +90,8 @@ def _classify_dates(graph: Graph, text: str, today: date) -> dict[str, str]:
     return found
 
 
-def _merchant(graph: Graph, text: str) -> str | None:
-    known = find_phrases(text, graph.merchants)
+def _merchant(graph: Graph, text: str, norm: str, text_grams: frozenset[str]) -> str | None:
+    known = find_phrases(norm, graph.merchants, True, text_grams)
     if known:
         return max(known, key=len)
     for pattern in _MERCHANT_PATTERNS:
@@ -84,18 +106,20 @@ def _merchant(graph: Graph, text: str) -> str | None:
 def mine(graph: Graph, text: str, today: date) -> dict[str, Any]:
     """Every slot the text answers; the caller decides which of them to keep."""
     text = text[:20000]
-    found: dict[str, Any] = _choice_slots(graph, text)
+    norm = normalize(text)
+    text_grams = grams(norm)
+    found: dict[str, Any] = _choice_slots(graph, norm, text_grams)
     amounts = find_amounts(text)
     if amounts:
         _, value, currency = amounts[0]
         found["amount"] = {"value": f"{value:.2f}", "currency": currency}
         if currency in _CURRENCY_JURISDICTION and "jurisdiction" not in found:
             found["jurisdiction"] = _CURRENCY_JURISDICTION[currency]
-    found.update(_classify_dates(graph, text, today))
-    merchant = _merchant(graph, text)
+    found.update(_classify_dates(graph, text, today, norm, text_grams))
+    merchant = _merchant(graph, text, norm, text_grams)
     if merchant:
         found["merchant"] = merchant
-    if "seller_answer" in found or "contact_date" in found or find_phrases(text, graph.story_cues.get("contacted", ())):
+    if "seller_answer" in found or "contact_date" in found or find_phrases(norm, graph.story_cues.get("contacted", ()), True, text_grams):
         found["contacted"] = True
     return found
 

@@ -47,7 +47,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 
-from dialogs.advice import Advice, Deadline, _check_when, _matches, _normalise, advise, as_tuple, load_rules_yaml
+from dialogs.advice import Advice, Deadline, advise, as_tuple, load_rules_yaml, normalise_case
+from dialogs.conditions import check_when, matches, parse_date
 from dialogs.model import Button, Effect, Reply, TimelineEvent
 
 UTC = timezone.utc
@@ -128,7 +129,7 @@ def _ladder() -> _Ladder:
             continue
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in _RUNG_FIELDS)
         when = raw.get("when") or {}
-        problems.extend(_check_when(when, where))
+        problems.extend(check_when(when, where))
         steps = as_tuple(raw.get("steps"))
         if not steps:
             problems.append(f"{where}: no step prefixes")
@@ -149,7 +150,7 @@ def _ladder() -> _Ladder:
             continue
         problems.extend(f"{where}: unknown field {f!r}" for f in raw if f not in ("when", "category", "rungs"))
         when = raw.get("when") or {}
-        problems.extend(_check_when(when, where))
+        problems.extend(check_when(when, where))
         prungs = as_tuple(raw.get("rungs"))
         if not prungs:
             problems.append(f"{where}: no rungs")
@@ -251,19 +252,6 @@ def _parse_time(value: Any) -> datetime:
     return _aware(datetime.fromisoformat(str(value)), "time").astimezone(UTC)
 
 
-def _parse_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def _plan(plan_state: Mapping[str, Any]) -> dict[str, Any]:
     plan = copy.deepcopy(dict(plan_state))
     if plan.get("v") != VERSION or plan.get("status") not in STATUSES:
@@ -285,7 +273,7 @@ def _case_parts(case: Any) -> tuple[dict[str, Any], str | None]:
 
 
 def _is_fraud(slots: Mapping[str, Any], category: str) -> bool:
-    return bool(_normalise(slots, category)["fraud"])
+    return bool(normalise_case(slots, category)["fraud"])
 
 
 # --------------------------------------------------------------------------- the plan
@@ -298,8 +286,8 @@ def ladders_for(slots: Mapping[str, Any], category: str) -> dict[str, dict[str, 
         cat = category
         if path.category and not _is_fraud(slots, category):
             cat = path.category
-        case = _normalise(slots or {}, cat)
-        rungs = [r for r in path.rungs if _matches(ladder.rungs[r].when, case)]
+        case = normalise_case(slots or {}, cat)
+        rungs = [r for r in path.rungs if matches(ladder.rungs[r].when, case)]
         out[path.id] = {"rungs": rungs or list(path.rungs[-1:]), "category": cat}
     return out
 
@@ -309,8 +297,8 @@ def start_plan(slots: Mapping[str, Any], category: str, now: datetime
     """The plan of a case that has just been advised: its path, ladder and first rung."""
     _aware(now)
     ladder = _ladder()
-    case = _normalise(slots or {}, category)
-    path = next((p for p in ladder.paths if _matches(p.when, case)), ladder.paths[-1])
+    case = normalise_case(slots or {}, category)
+    path = next((p for p in ladder.paths if matches(p.when, case)), ladder.paths[-1])
     ladders = ladders_for(slots, category)
     plan = {
         "v": VERSION,
@@ -474,7 +462,7 @@ def _deadline_parts(d: Any) -> tuple[str, date, str | None]:
     if isinstance(d, Deadline):
         return d.id, d.date, d.basis
     if isinstance(d, Mapping):
-        dd = _parse_date(d.get("date"))
+        dd = parse_date(d.get("date"))
         if dd is None:
             raise ValueError(f"deadline without a date: {d!r}")
         return str(d["id"]), dd, d.get("basis")
@@ -529,7 +517,7 @@ def next_nudges(case_slots: Mapping[str, Any], category: str, plan_state: Mappin
         end = datetime.combine(ddate + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
         if now >= end:
             continue
-        start = _parse_date(slots.get(basis)) if basis else None
+        start = parse_date(slots.get(basis)) if basis else None
         window = (ddate - start).days if start else None
         planned = datetime.combine(ddate - timedelta(days=_days_before(window)), time(ladder.at_hour),
                                    tzinfo=zone).astimezone(UTC)

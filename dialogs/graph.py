@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from dialogs.phrases import OptionIndex
 
 NODE_TYPES = ("choice", "date", "amount", "text", "yesno", "confirm", "end")
 _DEFAULT_PATH = Path(__file__).with_name("intake.yaml")
@@ -29,7 +31,10 @@ class Edge:
     when: Mapping[str, Any] = field(default_factory=dict)
 
     def matches(self, slots: Mapping[str, Any]) -> bool:
-        return all(slots.get(k) == v for k, v in self.when.items())
+        for key, value in self.when.items():
+            if slots.get(key) != value:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,36 @@ class Node:
     prefer: tuple[str, ...] = ()    # when a story names several options, the first of these wins
 
     def option(self, option_id: str) -> Option | None:
-        return next((o for o in self.options if o.id == option_id), None)
+        try:
+            return self._options_by_id.get(option_id)
+        except TypeError:   # not an id at all
+            return None
+
+    @cached_property
+    def _options_by_id(self) -> dict[str, Option]:
+        found: dict[str, Option] = {}
+        for option in self.options:
+            found.setdefault(option.id, option)
+        return found
 
     def next_node(self, slots: Mapping[str, Any]) -> str | None:
-        return next((e.to for e in self.edges if e.matches(slots)), None)
+        for to, conditions in self._edge_conditions:
+            for key, value in conditions:
+                if slots.get(key) != value:
+                    break
+            else:
+                return to
+        return None
+
+    @cached_property
+    def _edge_conditions(self) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+        # Edges are followed on every step, often several times: their conditions as plain pairs.
+        return tuple((edge.to, tuple(edge.when.items())) for edge in self.edges)
+
+    @cached_property
+    def index(self) -> OptionIndex:
+        """The options compiled for reading typed answers and stories (built on first use)."""
+        return OptionIndex(self.options)
 
 
 @dataclass(frozen=True)
@@ -63,7 +94,14 @@ class Graph:
         return self.nodes[node_id]
 
     def by_slot(self, slot: str) -> Node | None:
-        return next((n for n in self.nodes.values() if n.slot == slot), None)
+        return self._by_slot.get(slot)
+
+    @cached_property
+    def _by_slot(self) -> dict[str | None, Node]:
+        found: dict[str, Node] = {}
+        for node in self.nodes.values():
+            found.setdefault(node.slot, node)
+        return found
 
     def questions(self) -> list[Node]:
         """The nodes that store an answer, in declaration order (the order of the summary)."""
@@ -170,7 +208,10 @@ def from_data(data: Mapping[str, Any]) -> Graph:
 
 @lru_cache(maxsize=4)
 def load(path: Path = _DEFAULT_PATH) -> Graph:
-    return from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    graph = from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    for node in graph.nodes.values():
+        node.index   # built here, once, rather than on some user's first answer
+    return graph
 
 
 def mermaid(graph: Graph) -> str:

@@ -130,6 +130,12 @@ def test_period_counting():
     assert deadline_date(d, {"hours": 48}, "same_day") == date(2026, 11, 12)
 
 
+def test_month_periods_cross_years_and_leap_days():
+    assert deadline_date(date(2027, 12, 31), {"months": 2}, "day_after") == date(2028, 2, 29)
+    assert deadline_date(date(2028, 2, 29), {"months": 12}, "day_after") == date(2029, 2, 28)
+    assert deadline_date(date(2026, 8, 31), {"months": 1}, "same_day") == date(2026, 9, 29)
+
+
 # --------------------------------------------------------------------------- deadlines per jurisdiction
 
 def test_cn_goods_seven_day_return():

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
 
+from dialogs import amounts
 from dialogs.amounts import AmountAnswer, find_amounts, parse_amount
+from dialogs.dates import fold_width
 
 UNPARSED = AmountAnswer("unparsed")
 
@@ -200,3 +204,11 @@ def test_long_input_is_fast(text):
     parse_amount(text)
     find_amounts(text)
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_story_is_read_for_amounts_only_where_one_can_start_and_nothing_is_missed():
+    texts = [n["text"] for n in yaml.safe_load((Path(__file__).parent / "narratives.yaml").read_text("utf-8"))]
+    texts += ["- US$ -1,299.50 and ¥ 30", "人民币 一千二百元", "hk$5k", "共 - 3万", "1.2万人", "5 $10", "$$$9", "一一一"]
+    for text in texts:
+        folded = fold_width(text)
+        assert [m.span() for m in amounts._matches(folded)] == [m.span() for m in amounts._AMOUNT.finditer(folded)]

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
+import yaml
 
+from dialogs import dates as dates_module
 from dialogs.dates import DateAnswer, find_dates, parse_date
 
 TODAY = date(2026, 11, 22)      # Sunday
@@ -273,3 +276,18 @@ def test_long_story_finds_every_date():
     found = find_dates(story, TODAY)
     assert len(found) == 600
     assert found[-1] == ("11月5日", date(2026, 11, 5))
+
+
+def test_every_date_rule_is_only_skipped_where_it_cannot_match():
+    # A rule's gate lets the scan skip texts without it; a match without its gate would be lost.
+    d = dates_module
+    texts = [n["text"] for n in yaml.safe_load((Path(__file__).parent / "narratives.yaml").read_text("utf-8"))]
+    texts += ["上周三", "3天前", "今天", "昨日", "05/11/2026", "2026-11-05", "Monday, 5th of November 2026",
+              "Nov 5", "the day before yesterday", "two weeks ago", "last month", "this past Friday", "11月5日",
+              "5号", "on Tue", "the 5th", "十一月五日", "上个月5号", "下周一", "礼拜天"]
+    for text in texts:
+        folded = d.fold_width(text)
+        for rule in d._RULES:
+            for m in rule.pattern.finditer(folded):
+                if m.end() > m.start():
+                    assert rule.gate is None or rule.gate.search(m.group(0)), (rule.pattern.pattern, m.group(0))
