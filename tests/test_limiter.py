@@ -47,13 +47,15 @@ async def test_a_429_is_handed_to_the_caller_without_an_error_in_the_log(caplog)
     """Flood control is waited out by the Sender; the limiter must not log it as an ERROR with a
     traceback (operators alert on those)."""
     import logging
+    from datetime import timedelta
+
     from telegram.error import RetryAfter
     from bot.telegram.limiter import SharedLimiter
 
     limiter = SharedLimiter(30, max_retries=0)
 
     async def flooded(**kwargs):
-        raise RetryAfter(1)
+        raise RetryAfter(timedelta(seconds=1))
 
     caplog.set_level(logging.INFO)
     try:
