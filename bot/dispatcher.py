@@ -237,15 +237,15 @@ class Dispatcher:
         """Nudges of one case due together go out as one message: a deadline nudge if there is
         one (it says everything a regular one says, and the deadline)."""
         primary = next((r for r in rows if r.kind == "deadline"), rows[0])
-        sendable = [r for r in rows if await self.storage.followup_sendable(r.id)]
-        if primary not in sendable:
+        found = await self.storage.followup_to_send(primary.id)
+        if found is None:
             # Resolved, deleted, blocked or replanned since the claim. Rows still claimed go back to
             # pending: the next claim sends them, or settles them (cancelled, paused) if it must not.
             await self.storage.release_followups([r.id for r in rows], self.clock())
             return
-        user = await self.storage.get_user(primary.user_id)
-        case = await self.storage.get_case(primary.user_id, primary.case_id)
-        if user is None or case is None or not case.plan:
+        user, case = found
+        sendable = [primary] + [r for r in rows if r is not primary and await self.storage.followup_sendable(r.id)]
+        if not case.plan:
             return
         now = self.clock()
         locale = self.followups.locale(user)
