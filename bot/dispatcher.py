@@ -277,7 +277,7 @@ class Dispatcher:
             return
         replaced = await self.storage.followup_sent(
             [primary.id] + [r.id for r in sendable if r is not primary], message.message_id, self.clock(),
-            self.followups.recorder(sendable, self.clock()))
+            self.followups.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
         for message_id in replaced:
             await self._retire(user.id, message_id)
 

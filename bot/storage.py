@@ -801,7 +801,8 @@ class Storage:
         return _user_and_case(rows[0]) if rows else None
 
     async def followup_sent(self, followup_ids: Sequence[int], message_id: int | None, now: datetime,
-                            decide: Callable[[User, Case], PlanChange | None] | None = None) -> list[int]:
+                            decide: Callable[[User, Case], PlanChange | None] | None = None, *,
+                            owner: tuple[int, int] | None = None) -> list[int]:
         """Nudges of one case went out (as one message): recorded sent (whatever happened to them
         meanwhile: they did go out), the keyboards of the case's earlier unanswered nudges marked
         replaced, and `decide(user, case)`'s change (the plan's record of the nudges, the next
@@ -811,22 +812,28 @@ class Storage:
         # One nudge is recorded per message sent, one at a time: every statement here is paid for
         # each nudge (execute_fetchall: one round trip to the database thread, not two).
         async with self._transaction():
-            rows = await self._db.execute_fetchall(
-                "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))
-            if not rows:               # the user deleted their data meanwhile
-                return []
-            case_id, user_id = rows[0]
+            if owner is None:
+                rows = await self._db.execute_fetchall(
+                    "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))
+                if not rows:           # the user deleted their data meanwhile
+                    return []
+                owner = rows[0][0], rows[0][1]
+            case_id, user_id = owner
             await self._lock_user(user_id)
+            # In one statement: these rows sent (the first one's keyboard live, the others' not),
+            # and the case's earlier nudges whose keyboards were live marked replaced.
             marks = ",".join("?" * len(followup_ids))
-            await self._db.execute(
-                f"UPDATE followups SET state = 'sent', message_id = ?, sent_at = ?, updated_at = ?, "
-                f"answer = CASE WHEN id = ? THEN NULL ELSE '-' END WHERE id IN ({marks}) AND case_id = ?",
-                (message_id, _iso(now), _iso(now), followup_ids[0], *followup_ids, case_id))
-            stale = await self._db.execute_fetchall(
-                f"UPDATE followups SET answer = '-', updated_at = ? WHERE case_id = ? AND state = 'sent' "
-                f"AND answer IS NULL AND id NOT IN ({marks}) RETURNING message_id",
-                (_iso(now), case_id, *followup_ids))
-            replaced = sorted({r[0] for r in stale if r[0] is not None and r[0] != message_id})
+            ids = tuple(followup_ids)
+            touched = await self._db.execute_fetchall(
+                f"UPDATE followups SET answer = CASE WHEN id = ? THEN NULL ELSE '-' END, "
+                f"state = CASE WHEN id IN ({marks}) THEN 'sent' ELSE state END, "
+                f"message_id = CASE WHEN id IN ({marks}) THEN ? ELSE message_id END, "
+                f"sent_at = CASE WHEN id IN ({marks}) THEN ? ELSE sent_at END, updated_at = ? "
+                f"WHERE case_id = ? AND (id IN ({marks}) OR (state = 'sent' AND answer IS NULL)) RETURNING id, message_id",
+                (ids[0], *ids, *ids, message_id, *ids, _iso(now), _iso(now), case_id, *ids))
+            if not any(r[0] in ids for r in touched):     # the user deleted their data meanwhile
+                return []
+            replaced = sorted({r[1] for r in touched if r[0] not in ids and r[1] is not None and r[1] != message_id})
             await self._decide_and_apply(user_id, case_id, now, decide)
         return replaced
 
