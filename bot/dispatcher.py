@@ -85,6 +85,7 @@ class Dispatcher:
         self._again = False
         self._stopping = False
         self._in_flight: set[int] = set()
+        self._catch_up: asyncio.Task | None = None
         followups.listeners.append(self.poke)
 
     # ---- lifecycle (the Application's post_init and post_stop) ------------------------
@@ -95,14 +96,23 @@ class Dispatcher:
         rearmed = await self.storage.rearm_followups(self.clock())
         if rearmed:
             log.info("%d follow-up(s) left in flight by the last run are pending again", rearmed)
-        started = await self.followups.start_unplanned()
-        if started:
-            log.info("follow-ups started for %d case(s) advised before follow-ups existed", started)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler.start()
         await self._arm_from_db()
         log.info("follow-up dispatcher started%s",
                  f"; next nudge due {self._armed.isoformat(timespec='seconds')}" if self._armed else "")
+        # A one-off catch-up (cases advised before follow-ups existed), after arming: the nudges
+        # already due need not wait for it, and the plans it starts wake the dispatcher (poke).
+        self._catch_up = asyncio.get_running_loop().create_task(self._start_unplanned(), name="followups-catch-up")
+
+    async def _start_unplanned(self) -> None:
+        try:
+            started = await self.followups.start_unplanned()
+        except Exception:
+            log.exception("could not start the follow-ups of cases advised before follow-ups existed")
+            return
+        if started:
+            log.info("follow-ups started for %d case(s) advised before follow-ups existed", started)
 
     def halt(self) -> None:
         """No nudge starts from now on (the one in flight finishes); `stop` does the rest."""
@@ -112,6 +122,12 @@ class Dispatcher:
         """No new run; the nudge in hand gets a few seconds to finish, then is cancelled; the
         unsent rows are released (pending again)."""
         self._stopping = True
+        catch_up, self._catch_up = self._catch_up, None
+        if catch_up is not None and not catch_up.done():
+            # Each case's plan is one transaction: cancelled, the rest start at the next start-up.
+            catch_up.cancel()
+            with contextlib.suppress(BaseException):
+                await catch_up
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -237,15 +253,15 @@ class Dispatcher:
         """Nudges of one case due together go out as one message: a deadline nudge if there is
         one (it says everything a regular one says, and the deadline)."""
         primary = next((r for r in rows if r.kind == "deadline"), rows[0])
-        sendable = [r for r in rows if await self.storage.followup_sendable(r.id)]
-        if primary not in sendable:
+        found = await self.storage.followup_to_send(primary.id)
+        if found is None:
             # Resolved, deleted, blocked or replanned since the claim. Rows still claimed go back to
             # pending: the next claim sends them, or settles them (cancelled, paused) if it must not.
             await self.storage.release_followups([r.id for r in rows], self.clock())
             return
-        user = await self.storage.get_user(primary.user_id)
-        case = await self.storage.get_case(primary.user_id, primary.case_id)
-        if user is None or case is None or not case.plan:
+        user, case = found
+        sendable = [primary] + [r for r in rows if r is not primary and await self.storage.followup_sendable(r.id)]
+        if not case.plan:
             return
         now = self.clock()
         locale = self.followups.locale(user)
@@ -277,7 +293,7 @@ class Dispatcher:
             return
         replaced = await self.storage.followup_sent(
             [primary.id] + [r.id for r in sendable if r is not primary], message.message_id, self.clock(),
-            self.followups.recorder(sendable, self.clock()))
+            self.followups.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
         for message_id in replaced:
             await self._retire(user.id, message_id)
 

@@ -118,6 +118,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX followups_user ON followups(user_id, state);
     CREATE INDEX followups_case_state ON followups(case_id, state);
     """,
+    # 3: follow-ups at scale (issue 6). The dispatcher reads only pending rows by due time and
+    # claimed rows by claim time: partial indexes hold just those, so that every nudge sent, or
+    # replanned away, leaves them instead of moving to another place of a million-row index (the
+    # writes of each nudge, and so the WAL and its checkpoints, shrink). followups_case was the
+    # prefix of followups_case_state. Start-up finds the cases advised before follow-ups existed
+    # in an index of those alone, not by reading every case's JSON.
+    """
+    CREATE INDEX followups_pending ON followups(due_at, id) WHERE state = 'pending';
+    CREATE INDEX followups_sending ON followups(updated_at) WHERE state = 'sending';
+    DROP INDEX followups_due;
+    DROP INDEX followups_case;
+    CREATE INDEX cases_unplanned ON cases(id) WHERE plan IS NULL AND status IN ('advised', 'escalated');
+    """,
 )
 
 CASE_STATUSES = ("intake", "advised", "escalated", "resolved", "abandoned")
@@ -258,6 +271,9 @@ _USER_COLUMNS = "id, language, time_zone, blocked, seen_locale"
 _ACTIVE_CASE = (f"SELECT {', '.join('c.' + c.strip() for c in _CASE_COLUMNS.split(','))} FROM dialog_state d "
                 "JOIN cases c ON c.id = d.case_id AND c.user_id = d.user_id WHERE d.user_id = ?")
 _FOLLOWUP_COLUMNS = "id, case_id, user_id, due_at, kind, state, attempts, data, message_id, answer"
+_USER_AND_CASE = ", ".join([*("u." + c.strip() for c in _USER_COLUMNS.split(",")),
+                            *("c." + c.strip() for c in _CASE_COLUMNS.split(","))])
+_USER_WIDTH = len(_USER_COLUMNS.split(","))
 
 
 def _case(row: Sequence[Any]) -> Case:
@@ -268,6 +284,10 @@ def _case(row: Sequence[Any]) -> Case:
 
 def _user(row: Sequence[Any]) -> User:
     return User(row[0], row[1], row[2], bool(row[3]), row[4])
+
+
+def _user_and_case(row: Sequence[Any]) -> tuple[User, Case]:
+    return _user(row[:_USER_WIDTH]), _case(row[_USER_WIDTH:])
 
 
 def _followup(row: Sequence[Any]) -> Followup:
@@ -584,8 +604,10 @@ class Storage:
     # row per nudge to send. Every change of a case's plan replaces its live rows in the same
     # transaction as the turn that caused it.
 
-    async def _apply_change(self, user_id: int, case_id: int, change: PlanChange, now: datetime) -> None:
-        """Inside a transaction: write a PlanChange to one of the user's cases."""
+    async def _apply_change(self, user_id: int, case_id: int, change: PlanChange, now: datetime, *,
+                            blocked: bool | None = None) -> None:
+        """Inside a transaction: write a PlanChange to one of the user's cases. `blocked`: the
+        user's flag, if the caller has just read it."""
         if change.status is not None and change.status not in CASE_STATUSES:
             raise ValueError(f"unknown case status {change.status!r}")
         sets, args = ["updated_at = ?"], [_iso(now)]
@@ -610,19 +632,23 @@ class Storage:
             [(case_id, _iso(now), e.kind, _dump(dict(e.data))) for e in change.events])
         closed = change.status in CLOSED_STATUSES
         if closed or change.nudges is not None:
-            await self._replace_followups(user_id, case_id, () if closed else change.nudges, now)
+            await self._replace_followups(user_id, case_id, () if closed else change.nudges, now, blocked=blocked)
 
-    async def _replace_followups(self, user_id: int, case_id: int, nudges: Iterable[Any], now: datetime) -> None:
+    async def _replace_followups(self, user_id: int, case_id: int, nudges: Iterable[Any], now: datetime, *,
+                                 blocked: bool | None = None) -> None:
         """Inside a transaction: cancel the case's live follow-ups, insert `nudges` (paused if the
-        user has blocked the bot: they are planned again when the user writes)."""
+        user has blocked the bot: they are planned again when the user writes). `blocked`: the
+        user's flag, if the caller read it in this transaction."""
         await self._db.execute(
             f"UPDATE followups SET state = 'cancelled', updated_at = ? WHERE case_id = ? "
             f"AND state IN ({','.join('?' * len(_LIVE_FOLLOWUPS))})", (_iso(now), case_id, *_LIVE_FOLLOWUPS))
         rows = list(nudges)
         if not rows:
             return
-        blocked = await (await self._db.execute("SELECT blocked FROM users WHERE id = ?", (user_id,))).fetchone()
-        state = "paused" if blocked and blocked[0] else "pending"
+        if blocked is None:
+            row = await self._db.execute_fetchall("SELECT blocked FROM users WHERE id = ?", (user_id,))
+            blocked = bool(row and row[0][0])
+        state = "paused" if blocked else "pending"
         await self._db.executemany(
             "INSERT INTO followups (case_id, user_id, due_at, kind, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(case_id, user_id, _iso_ms(n.due_at), n.kind, state, _dump(dict(n.data)), _iso(now)) for n in rows])
@@ -666,7 +692,7 @@ class Storage:
             if answered is not None:
                 await self._db.execute("UPDATE followups SET answer = ?, updated_at = ? WHERE id = ?",
                                        (answered[1], _iso(now), answered[0]))
-            await self._apply_change(user_id, case_id, change, now)
+            await self._apply_change(user_id, case_id, change, now, blocked=bool(user_row[3]))
             return result
 
     async def planned_cases(self, user_id: int) -> list[Case]:
@@ -763,32 +789,51 @@ class Storage:
                 (followup_id, *CLOSED_STATUSES))).fetchone()
         return row is not None
 
+    async def followup_to_send(self, followup_id: int) -> tuple[User, Case] | None:
+        """followup_sendable's check and the user and case the nudge is rendered from, in one
+        statement (each statement is a round trip to the database thread, and a nudge has ~33 ms)."""
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_USER_AND_CASE} FROM followups f JOIN cases c ON c.id = f.case_id AND c.user_id = f.user_id "
+                "JOIN users u ON u.id = f.user_id WHERE f.id = ? AND f.state = 'sending' AND u.blocked = 0 "
+                f"AND c.status NOT IN ({','.join('?' * len(CLOSED_STATUSES))})",
+                (followup_id, *CLOSED_STATUSES))
+        return _user_and_case(rows[0]) if rows else None
+
     async def followup_sent(self, followup_ids: Sequence[int], message_id: int | None, now: datetime,
-                            decide: Callable[[User, Case], PlanChange | None] | None = None) -> list[int]:
+                            decide: Callable[[User, Case], PlanChange | None] | None = None, *,
+                            owner: tuple[int, int] | None = None) -> list[int]:
         """Nudges of one case went out (as one message): recorded sent (whatever happened to them
         meanwhile: they did go out), the keyboards of the case's earlier unanswered nudges marked
         replaced, and `decide(user, case)`'s change (the plan's record of the nudges, the next
         ones) written, in one transaction. Returns the message ids whose keyboards are no longer live."""
         if not followup_ids:
             return []
+        # One nudge is recorded per message sent, one at a time: every statement here is paid for
+        # each nudge (execute_fetchall: one round trip to the database thread, not two).
         async with self._transaction():
-            row = await (await self._db.execute(
-                "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))).fetchone()
-            if row is None:            # the user deleted their data meanwhile
-                return []
-            case_id, user_id = row
+            if owner is None:
+                rows = await self._db.execute_fetchall(
+                    "SELECT case_id, user_id FROM followups WHERE id = ?", (followup_ids[0],))
+                if not rows:           # the user deleted their data meanwhile
+                    return []
+                owner = rows[0][0], rows[0][1]
+            case_id, user_id = owner
             await self._lock_user(user_id)
+            # In one statement: these rows sent (the first one's keyboard live, the others' not),
+            # and the case's earlier nudges whose keyboards were live marked replaced.
             marks = ",".join("?" * len(followup_ids))
-            await self._db.execute(
-                f"UPDATE followups SET state = 'sent', message_id = ?, sent_at = ?, updated_at = ?, "
-                f"answer = CASE WHEN id = ? THEN NULL ELSE '-' END WHERE id IN ({marks}) AND case_id = ?",
-                (message_id, _iso(now), _iso(now), followup_ids[0], *followup_ids, case_id))
-            stale = f"case_id = ? AND state = 'sent' AND answer IS NULL AND id NOT IN ({marks})"
-            replaced = [r[0] for r in await (await self._db.execute(
-                f"SELECT DISTINCT message_id FROM followups WHERE {stale} AND message_id IS NOT NULL "
-                "AND message_id IS DISTINCT FROM ?", (case_id, *followup_ids, message_id))).fetchall()]
-            await self._db.execute(f"UPDATE followups SET answer = '-', updated_at = ? WHERE {stale}",
-                                   (_iso(now), case_id, *followup_ids))
+            ids = tuple(followup_ids)
+            touched = await self._db.execute_fetchall(
+                f"UPDATE followups SET answer = CASE WHEN id = ? THEN NULL ELSE '-' END, "
+                f"state = CASE WHEN id IN ({marks}) THEN 'sent' ELSE state END, "
+                f"message_id = CASE WHEN id IN ({marks}) THEN ? ELSE message_id END, "
+                f"sent_at = CASE WHEN id IN ({marks}) THEN ? ELSE sent_at END, updated_at = ? "
+                f"WHERE case_id = ? AND (id IN ({marks}) OR (state = 'sent' AND answer IS NULL)) RETURNING id, message_id",
+                (ids[0], *ids, *ids, message_id, *ids, _iso(now), _iso(now), case_id, *ids))
+            if not any(r[0] in ids for r in touched):     # the user deleted their data meanwhile
+                return []
+            replaced = sorted({r[1] for r in touched if r[0] not in ids and r[1] is not None and r[1] != message_id})
             await self._decide_and_apply(user_id, case_id, now, decide)
         return replaced
 
@@ -796,13 +841,15 @@ class Storage:
                                 decide: Callable[[User, Case], PlanChange | None] | None) -> None:
         if decide is None:
             return
-        user_row = await (await self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
-        case_row = await (await self._db.execute(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))).fetchone()
-        change = decide(_user(user_row), _case(case_row)) if user_row and case_row else None
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_USER_AND_CASE} FROM cases c JOIN users u ON u.id = c.user_id WHERE c.id = ? AND c.user_id = ?",
+            (case_id, user_id))
+        if not rows:
+            return
+        user, case = _user_and_case(rows[0])
+        change = decide(user, case)
         if change is not None:
-            await self._apply_change(user_id, case_id, change, now)
+            await self._apply_change(user_id, case_id, change, now, blocked=user.blocked)
 
     async def followup_retry(self, followup_id: int, due_at: datetime, now: datetime) -> None:
         """Not sent for a passing reason (flood control, network): pending again, due at `due_at`."""

@@ -179,3 +179,22 @@ async def test_nudges_are_planned_in_the_users_zone_out_of_quiet_hours(db_url):
         assert due == [now + timedelta(hours=2)]
     finally:
         await storage.close()
+
+
+async def test_a_case_advised_before_follow_ups_existed_gets_its_plan_and_nudges_after_a_start(parts):
+    storage, followups, make = parts
+    now = datetime.now(UTC)
+    await storage.ensure_user(7, now, seen_locale="en")
+    case = await storage.create_case(7, {"node": "done", "slots": SLOTS}, now)
+    await storage.save_turn(7, case.id, {"node": "done", "slots": SLOTS}, [], now, status="advised",
+                            category="non_delivery")
+    assert (await storage.get_case(7, case.id)).plan is None
+    dispatcher = make()
+    await dispatcher.start(FakeApp(FakeBot()))
+    for _ in range(200):
+        if await storage.followups(7, case.id, ("pending",)):
+            break
+        await asyncio.sleep(0.01)
+    assert (await storage.get_case(7, case.id)).plan is not None
+    assert await storage.followups(7, case.id, ("pending",))
+    assert dispatcher.scheduler.get_job(JOB_ID) is not None
