@@ -54,10 +54,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from dialogs.conditions import FLAGS, VALUES, Test, check_when, compile_when, matches, parse_date
 from dialogs.model import JURISDICTIONS
+from dialogs.yamlfile import read_yaml
 
 RULES_DIR = Path(__file__).parent / "rules"
 DISCLAIMER_KEY = "disclaimer"
@@ -161,7 +160,7 @@ class _Rules:
 
 def load_rules_yaml(name: str) -> Any:
     """One data file of rules/ (advice, deadlines, facts, ladder, recipients), parsed."""
-    return yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8")) or {}
+    return read_yaml(RULES_DIR / name) or {}
 
 
 def as_tuple(value: Any) -> tuple[str, ...]:

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-import yaml
-
 from dialogs.model import CATEGORIES
 from dialogs.phrases import grams
+from dialogs.yamlfile import read_yaml
 
 RULES_PATH = Path(__file__).parent / "rules" / "categories.yaml"
 LANGS = ("zh", "en")
@@ -310,7 +309,7 @@ def _negation(data: Mapping[str, Any], variants: Mapping[str, str]) -> tuple[dic
 
 def load_rules(path: Path = RULES_PATH) -> _Rules:
     """Read and check categories.yaml; every mistake in it is a ValueError naming the place."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     settings = data.get("settings") or {}
     gaps = settings.get("gap") or {}
     variants = _variants(data.get("variants"))

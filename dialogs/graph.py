@@ -6,9 +6,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from dialogs.phrases import OptionIndex
+from dialogs.yamlfile import read_yaml
 
 NODE_TYPES = ("choice", "date", "amount", "text", "yesno", "confirm", "end")
 _DEFAULT_PATH = Path(__file__).with_name("intake.yaml")
@@ -208,7 +207,7 @@ def from_data(data: Mapping[str, Any]) -> Graph:
 
 @lru_cache(maxsize=4)
 def load(path: Path = _DEFAULT_PATH) -> Graph:
-    graph = from_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    graph = from_data(read_yaml(path))
     for node in graph.nodes.values():
         node.index   # built here, once, rather than on some user's first answer
     return graph

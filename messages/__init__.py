@@ -20,9 +20,9 @@ from typing import Any, Mapping
 
 import jinja2
 from markupsafe import Markup
-import yaml
 
 from dialogs.model import LOCALES, Reply
+from dialogs.yamlfile import read_yaml
 
 _ROOT = Path(__file__).parent
 DEFAULT_LOCALE = "en"
@@ -41,7 +41,7 @@ class Rendered:
 def _load_catalog(locale: str) -> dict[str, str]:
     catalog: dict[str, str] = {}
     for path in sorted((_ROOT / locale).glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
         for key, value in data.items():
             if key in catalog:
                 raise ValueError(f"message key {key!r} defined twice in {locale} (again in {path.name})")
