@@ -221,8 +221,12 @@ def db_size(bot: BotProcess) -> dict:
     size = bot.pickle.stat().st_size if bot.pickle.exists() else 0
     cases = 0
     if size:
-        with open(bot.pickle, "rb") as f:
-            data = pickle.load(f)
+        try:
+            with open(bot.pickle, "rb") as f:
+                data = pickle.load(f)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            # PicklePersistence rewrites its whole file on stop: a stop cut short leaves it half-written.
+            return {"bytes": size, "cases": None, "bytes_per_case": None, "error": f"unreadable pickle: {exc}"}
         cases = sum(1 for d in data.get("user_data", {}).values() if "confirm" in d.get("answers", {}))
     return {"bytes": size, "cases": cases, "bytes_per_case": size / cases if cases else 0}
 

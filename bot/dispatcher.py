@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import warnings
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -41,7 +40,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter
 from bot.followups import Followups
 from bot.storage import Followup, Storage
 from bot.telegram import render as tg
-from bot.telegram.limiter import LOW_PRIORITY
+from bot.telegram.limiter import LOW_PRIORITY, retry_after_seconds
 from bot.telegram.sender import Sender, UserBlocked
 from messages import render_reply
 
@@ -54,13 +53,6 @@ SHARED_LOOK_AGAIN = timedelta(minutes=1)
 def _button_group(option: str) -> str:
     """The answers in rows of their own, the snoozes in theirs."""
     return "snooze" if option.startswith("snooze") else "answer"
-
-
-def _retry_after(error: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = error.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class Dispatcher:
@@ -273,8 +265,8 @@ class Dispatcher:
             log.info("follow-up %d: the user blocked the bot; their nudges are paused", primary.id)
             return
         except RetryAfter as exc:
-            log.info("follow-up %d: flood control, retrying in %.0f s", primary.id, _retry_after(exc))
-            await self._retry(sendable, _retry_after(exc))
+            log.info("follow-up %d: flood control, retrying in %.0f s", primary.id, retry_after_seconds(exc))
+            await self._retry(sendable, retry_after_seconds(exc))
             return
         except BadRequest as exc:
             if primary.attempts >= self.max_bad_requests:

@@ -25,7 +25,9 @@ LOW_PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("low_priorit
 _POLL = 0.01        # how often a nudge waiting behind replies looks again (seconds)
 
 
-def _seconds(error: RetryAfter) -> float:
+def retry_after_seconds(error: RetryAfter) -> float:
+    """How long Telegram asked to wait, in seconds, whichever type python-telegram-bot gives it
+    (an int now, a timedelta in its next major version; reading it warns until then)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = error.retry_after
@@ -113,7 +115,7 @@ class SharedLimiter(AIORateLimiter):
         try:
             return await super()._run_request(chat, group, allow_paid_broadcast, callback, args, kwargs)
         except RetryAfter as exc:
-            self.window.hold(_seconds(exc))
+            self.window.hold(retry_after_seconds(exc))
             raise
         finally:
             self.window.give_back(place)

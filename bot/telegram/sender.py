@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.storage import Storage
+from bot.telegram.limiter import retry_after_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -19,13 +19,6 @@ T = TypeVar("T")
 
 class UserBlocked(Exception):
     """The user blocked the bot (403): nothing more is sent to them until they write."""
-
-
-def _seconds(error: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = error.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class Sender:
@@ -44,7 +37,7 @@ class Sender:
             try:
                 return await fn(**kwargs)
             except RetryAfter as exc:
-                wait = _seconds(exc)
+                wait = retry_after_seconds(exc)
                 if attempt == self.attempts or wait > self.max_wait:
                     log.warning("%s: flood control asks to wait %.0f s; giving up", what, wait)
                     raise
