@@ -162,7 +162,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                     "", "", ""))
     e2e = results.get("e2e")
     if isinstance(e2e, dict) and "ours" in e2e:
-        for mode, title in (("capacity", "bot's own limiter off"), ("shipped", "as shipped, AIORateLimiter 30/s")):
+        for mode, title in (("capacity", "bot's own limiter off"), ("shipped", "as shipped, 30 requests/s limiter")):
             o, b = _get(e2e, "ours", mode), _get(e2e, "baseline", mode)
             if o is None:
                 continue
