@@ -7,26 +7,18 @@ import asyncio
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
 
 import pytest
 
 import dbs
 from bot.storage import MIGRATIONS, TABLES, PlanChange, Storage
+from dialogs.followup import Nudge
 from dialogs.model import TimelineEvent
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class N:
-    due_at: datetime
-    kind: str = "regular"
-    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
@@ -49,7 +41,7 @@ async def fill(path: str) -> None:
                               [TimelineEvent("answer", {"text": "退款 'quoted'"})], NOW, status="advised",
                               category="defect", confidence=0.8125, update_id=uid,
                               change=PlanChange(plan={"status": "waiting", "n": 0},
-                                                nudges=[N(NOW), N(NOW + timedelta(days=2), "deadline")]))
+                                                nudges=[Nudge(NOW, "regular"), Nudge(NOW + timedelta(days=2), "deadline")]))
             await s.add_evidence(uid, case.id, "photo", NOW, file_id=f"F{uid}", text=None)
         await s.set_user(2, NOW, time_zone="Asia/Shanghai")
         first, *_ = await s.claim_followups(NOW, 3)

@@ -9,13 +9,12 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
 
 from bot.storage import DUPLICATE, PlanChange, Storage
 from dbs import raw
+from dialogs.followup import Nudge
 from dialogs.model import TimelineEvent
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
@@ -23,18 +22,11 @@ PLAN = {"v": 1, "status": "waiting", "rung": "seller", "category": "defect", "n"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class N:
-    due_at: datetime
-    kind: str = "regular"
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
 async def seed(s: Storage, users: int, per_case: int) -> int:
     for uid in range(1, users + 1):
         await s.ensure_user(uid, NOW)
         case = await s.create_case(uid, {"node": "done", "slots": {}}, NOW)
-        nudges = [N(NOW + timedelta(milliseconds=i)) for i in range(per_case)]
+        nudges = [Nudge(NOW + timedelta(milliseconds=i), "regular") for i in range(per_case)]
         await s.save_turn(uid, case.id, {"node": "done", "slots": {}}, [], NOW, status="advised",
                           change=PlanChange(plan=PLAN, nudges=nudges))
     return users * per_case
