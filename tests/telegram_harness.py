@@ -56,6 +56,25 @@ def option_data(message: dict, option: str) -> str:
     raise AssertionError(f"no button for option {option!r} in {buttons_of(message)}")
 
 
+
+async def answer_intake(h: "Harness", user, story: str, answers: dict[str, str]) -> dict:
+    """Tell `story`, then answer whatever is still asked from `answers` (question -> option id, or
+    "type:<text>"); the case must end advised. Returns the case's row."""
+    messages = await h.say(user, story)
+    for _ in range(30):
+        questions = [m for m in messages if question_of(m)]
+        if not questions:
+            break
+        message = questions[-1]
+        action = answers[question_of(message)]
+        if action.startswith("type:"):
+            messages = await h.say(user, action.removeprefix("type:"))
+        else:
+            _, messages = await h.press(user, message, option_data(message, action))
+    case = h.active_case(user.id)
+    assert case["status"] == "advised"
+    return case
+
 class Harness:
     def __init__(self, emu: BotApiEmulator, db_path: Path, *, clock: Any = None, nudges: bool = False,
                  **config: Any):

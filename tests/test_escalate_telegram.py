@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from telegram_harness import buttons_of, h, option_data, question_of  # noqa: F401
+from telegram_harness import answer_intake, buttons_of, h, question_of  # noqa: F401 (h: the fixture)
 
 ANN, BOB = 1001, 1002
 STORY = ("I live in the UK. On 3 November I bought a software licence from Adobe for £120 with my credit card. "
@@ -20,20 +20,7 @@ ANSWERS = {"jurisdiction": "UK", "purchase_type": "software", "merchant": "_skip
 
 
 async def advised(h, user) -> dict:
-    messages = await h.say(user, STORY)
-    for _ in range(30):
-        questions = [m for m in messages if question_of(m)]
-        if not questions:
-            break
-        message = questions[-1]
-        action = ANSWERS[question_of(message)]
-        if action.startswith("type:"):
-            messages = await h.say(user, action.removeprefix("type:"))
-        else:
-            _, messages = await h.press(user, message, option_data(message, action))
-    case = h.active_case(user.id)
-    assert case["status"] == "advised"
-    return case
+    return await answer_intake(h, user, STORY, ANSWERS)
 
 
 def events(h, case_id: int) -> list[tuple[str, dict]]:

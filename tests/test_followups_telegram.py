@@ -22,7 +22,7 @@ import pytest
 from bot.config import parse_delays
 from bot.storage import PlanChange
 from dialogs.followup import Nudge, answer_ids
-from telegram_harness import Harness, buttons_of, option_data, question_of
+from telegram_harness import Harness, answer_intake, buttons_of
 
 try:
     from tests.botapi import BotApiEmulator
@@ -98,21 +98,7 @@ async def make(tmp_path):
 
 async def advised(h: Harness, user, lang: str, story: str | None = None, answers: dict | None = None) -> dict:
     """Tell the story, answer what is still asked: the case is advised and its plan started."""
-    messages = await h.say(user, story or STORY[lang])
-    plan = {**ANSWERS, **(answers or {})}
-    for _ in range(30):
-        questions = [m for m in messages if question_of(m)]
-        if not questions:
-            break
-        message = questions[-1]
-        action = plan[question_of(message)]
-        if action.startswith("type:"):
-            messages = await h.say(user, action.removeprefix("type:"))
-        else:
-            _, messages = await h.press(user, message, option_data(message, action))
-    case = h.active_case(user.id)
-    assert case["status"] == "advised"
-    return case
+    return await answer_intake(h, user, story or STORY[lang], {**ANSWERS, **(answers or {})})
 
 
 def nudges(h: Harness, chat_id: int) -> list[dict]:
