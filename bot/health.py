@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from bot.pgsession import redact
+from bot.pgsession import is_postgres, redact
 from bot.storage import Storage, StorageError
 
 EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1     # Docker reserves 2 for HEALTHCHECK commands: never used here
@@ -23,14 +23,10 @@ async def probe(storage: Storage | None) -> str | None:
     return None
 
 
-def _is_file(db: str) -> bool:
-    return "://" not in db and db != ":memory:"
-
-
 async def check(db: str) -> tuple[int, str]:
     """(exit code, one line) for `refund-advisor health`: opens the configured database and asks it."""
     # Opening a missing SQLite file would create an empty one and call that healthy.
-    if _is_file(db) and not os.path.isfile(db):
+    if not is_postgres(db) and db != ":memory:" and not os.path.isfile(db):
         return EXIT_UNHEALTHY, f"unhealthy: database {db} does not exist"
     try:
         storage = await asyncio.wait_for(Storage.open(db), PROBE_TIMEOUT)

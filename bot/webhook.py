@@ -47,7 +47,6 @@ STOP_GRACE = 30.0               # seconds a stop waits for the updates in hand
 SET_WEBHOOK_ATTEMPTS = 3
 
 
-
 class WebhookBot(TelegramBot):
     """TelegramBot receiving updates on an HTTP server. `port` is the bound port once started."""
 
