@@ -1,12 +1,10 @@
 """`refund-advisor chat` end to end: a real subprocess, answers on stdin, a real SQLite file."""
 import os
-import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 
 def chat(db: Path, lines, *args):

@@ -16,7 +16,6 @@ import yaml
 import messages
 from dialogs import advice as advice_module
 from dialogs import complaint as cp
-from dialogs.advice import facts
 from dialogs.model import LOCALES, PAYMENT_METHODS, PROBLEMS, PURCHASE_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]

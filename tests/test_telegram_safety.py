@@ -116,7 +116,7 @@ async def test_in_a_group_one_pointer_to_a_private_chat_and_nothing_stored(h, la
 @pytest.mark.parametrize("lang", ["en", "zh"])
 async def test_a_blocked_user_is_marked_and_messaged_again_once_they_write(h, lang):
     ann = h.emu.user(ANN, language_code=lang)
-    first = await h.command(ann, "/start")
+    await h.command(ann, "/start")
     ann.block(notify=False)                  # the bot learns of it from a 403
     update = ann.send("CN")
     await h.done(update)
