@@ -1,5 +1,6 @@
 """`refund-advisor`: run the bot (polling or webhook), check its database, chat in a terminal, print the
-intake graph, classify narratives, migrate a database, copy one database into another."""
+intake graph, classify narratives, train and measure the story classifier, migrate a database, copy one
+database into another."""
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,39 @@ def _parser() -> argparse.ArgumentParser:
                    description="Read narratives on stdin, one per line (plain text, or JSON with a `text` "
                                "field and optional `slots`), and print one JSON line each with category, "
                                "confidence and signals.")
+    _classifier_commands(sub)
     _database_commands(sub, db_flag)
     return parser
+
+
+def _classifier_commands(sub: Any) -> None:
+    train = sub.add_parser(
+        "train", help="fit the story classifier on the corpus and write its weights",
+        description="Fit the learned story classifier on the training split of the corpus (a checkout's "
+                    "corpus/narratives.jsonl; format in corpus/README.md), write its weights "
+                    "(dialogs/ngram_model.json) and the held-out figures (corpus/figures.json), and print "
+                    "them. Needs the train extra: pip install -e '.[train]'. The same corpus always gives "
+                    "the same weights.")
+    train.add_argument("--corpus", metavar="FILE", help="the labelled corpus (default corpus/narratives.jsonl)")
+    train.add_argument("--out", metavar="FILE", help="where to write the weights (default dialogs/ngram_model.json)")
+    evaluate = sub.add_parser(
+        "eval", help="measure the story classifier on labelled stories",
+        description="Classify every story of FILE (JSON lines with `text` and `label`, as in corpus/README.md) "
+                    "as if told in one message, and print per-category precision, recall and F1, the "
+                    "withdrawal-scam recall and precision, how often the story alone answers the problem "
+                    "question and how often rightly, and the confusion matrix. On the repository's corpus "
+                    "only its held-out texts are used, unless --split says otherwise.")
+    evaluate.add_argument("file", metavar="FILE", help="labelled stories, one JSON object a line")
+    evaluate.add_argument("--mode", choices=("both", "rules", "model", "all"), default="both",
+                          help="the phrase rules alone, the learned model alone, or both combined as the "
+                               "advisor does (default); all: a table of the three")
+    evaluate.add_argument("--split", choices=("auto", "all", "held-out", "train"), default="auto",
+                          help="which texts to use: auto (default) is held-out for the repository's corpus, "
+                               "all for any other file")
+    evaluate.add_argument("--cv", metavar="K", type=int,
+                          help="instead: K-fold cross-validation on the training split, retraining each "
+                               "fold (needs the train extra)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _database_commands(sub: Any, db_flag: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -140,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             for result in classify_lines(sys.stdin):
                 sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
             return 0
+        if args.command in ("train", "eval"):
+            from bot.train_cli import run
+            return run(args)
         if args.command == "copy-db":
             from bot.copydb import copy_db
             asyncio.run(copy_db(parse_db(args.source, "FROM"), parse_db(args.target, "TO"), sys.stdout))

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dialogs import classifier
-from dialogs.classifier import (
-    Classification, Signal, classify, classify_lines, compile_phrase, load_rules, phrase_needles, scores,
-)
+from dialogs import phrase_rules
+from dialogs.classifier import Classification, classify, classify_lines
+from dialogs.phrase_rules import Signal, compile_phrase, load_rules, phrase_needles, rule_tally, scores
 from dialogs.model import CATEGORIES, LOCALES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,8 +191,8 @@ def test_negated_phrases_do_not_count(text, expected, absent):
     result = classify({}, text)
     assert result.category == expected
     if absent:
-        tally = classifier._tally({}, text)
-        quoted = {key[1] for category in CATEGORIES for key in tally.signals[category]}
+        tally = rule_tally({}, text)
+        quoted = {key[1] for category in CATEGORIES for key in tally.entries[category]}
         assert absent not in quoted
 
 
@@ -344,7 +343,7 @@ def test_answer_values_in_rules_are_real_slot_values():
 
 
 def test_fact_ids_exist():
-    data = yaml.safe_load(classifier.RULES_PATH.read_text(encoding="utf-8"))
+    data = yaml.safe_load(phrase_rules.RULES_PATH.read_text(encoding="utf-8"))
     ids = {f for spec in data["categories"].values() for f in (spec or {}).get("facts", ())}
     for path in (ROOT / "dialogs" / "rules" / "facts.yaml", Path("/work/shared/facts/refund-facts.yaml")):
         if path.exists():
@@ -366,7 +365,7 @@ def test_fact_ids_exist():
     ({"settings": {"fallback": {"category": "nope"}}}, "unknown category"),
 ])
 def test_bad_rules_data_is_refused(tmp_path, patch, message):
-    data = yaml.safe_load(classifier.RULES_PATH.read_text(encoding="utf-8"))
+    data = yaml.safe_load(phrase_rules.RULES_PATH.read_text(encoding="utf-8"))
     for key, value in patch.items():
         if key == "categories":
             data["categories"] = {**data["categories"], **value}
