@@ -44,16 +44,19 @@ MODES = ("both", "rules", "model")
 @dataclass(frozen=True)
 class _Combine:
     rule_weight: float
+    answer_weight: float
     red_flag_floor: float
     model_quotes: int
 
 
 def _combine_settings() -> _Combine:
     spec = RULES.combine
-    combine = _Combine(float(spec.get("rule_weight", 0.5)), float(spec.get("red_flag_floor", 0.95)),
+    combine = _Combine(float(spec.get("rule_weight", 0.5)), float(spec.get("answer_weight", 1.5)),
+                       float(spec.get("red_flag_floor", 0.95)),
                        int(spec.get("model_quotes", 3)))
-    if not (combine.rule_weight >= 0 and 0.5 < combine.red_flag_floor < 1):
-        raise ValueError("categories.yaml: settings.combine: rule_weight >= 0 and 0.5 < red_flag_floor < 1")
+    if not (combine.rule_weight >= 0 and combine.answer_weight >= 0 and 0.5 < combine.red_flag_floor < 1):
+        raise ValueError("categories.yaml: settings.combine: rule_weight, answer_weight >= 0 and "
+                         "0.5 < red_flag_floor < 1")
     return combine
 
 
@@ -106,7 +109,9 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
     if not has_text and not any(s > 0 for s in tally.scores.values()):
         return _fallback()
     logp = {c: math.log(max(p, 1e-12)) for c, p in model.probabilities(text).items()} if has_text else {}
-    z = [logp.get(c, 0.0) + COMBINE.rule_weight * tally.scores[c] for c in CATEGORIES]
+    answered = tally.answer_scores()
+    z = [logp.get(c, 0.0) + COMBINE.rule_weight * (tally.scores[c] - answered[c]) + COMBINE.answer_weight * answered[c]
+         for c in CATEGORIES]
     probs = dict(zip(CATEGORIES, softmax(z)))
     if tally.red_flag:
         probs = _raised(probs, tally.red_flag, COMBINE.red_flag_floor)

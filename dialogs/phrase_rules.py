@@ -451,6 +451,10 @@ class RuleTally:
             found.append(Signal(category, round(weight, 2), source, phrase, slot, value))
         return tuple(found)
 
+    def answer_scores(self) -> dict[str, float]:
+        """The part of each score that the user's own answers gave (they weigh more than words)."""
+        return {c: sum(e[0] for e in entries.values() if e[2] == "answer") for c, entries in self.entries.items()}
+
     def best(self) -> tuple[str, float] | None:
         """The top category and its confidence by the rules alone (share of all positive scores
         times an absolute strength `1 - exp(-top / strength_scale)`), or None when nothing was found."""
