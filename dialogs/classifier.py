@@ -97,7 +97,7 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
     if mode == "model":
         if model is None or not text.strip():
             return _fallback()
-        probs = model.probabilities(text)
+        probs = _capped(model.probabilities(text), RULES.max_confidence)
         category = _top(probs)
         return Classification(category, round(probs[category], 2), _model_signals(model, text, category),
                               _rounded(probs))
@@ -115,6 +115,7 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
     probs = dict(zip(CATEGORIES, softmax(z)))
     if tally.red_flag:
         probs = _raised(probs, tally.red_flag, COMBINE.red_flag_floor)
+    probs = _capped(probs, RULES.max_confidence)
     category = _top(probs)
     signals = tally.signals(category)
     if has_text and not any(s.source == "text" for s in signals):
@@ -154,6 +155,17 @@ def _raised(probs: Mapping[str, float], category: str, floor: float) -> dict[str
     rest = 1.0 - probs[category]
     shrink = (1.0 - floor) / rest if rest > 0 else 0.0
     return {c: (floor if c == category else p * shrink) for c, p in probs.items()}
+
+
+def _capped(probs: Mapping[str, float], cap: float) -> dict[str, float]:
+    """Never quite certain: a story can always be read another way (the user may still say so)."""
+    top = _top(probs)
+    if probs[top] <= cap:
+        return dict(probs)
+    rest = 1.0 - probs[top]
+    share = (1.0 - cap) / rest if rest > 0 else 0.0
+    others = len(probs) - 1
+    return {c: (cap if c == top else (p * share if rest > 0 else (1.0 - cap) / others)) for c, p in probs.items()}
 
 
 def _rounded(probs: Mapping[str, float]) -> dict[str, float]:

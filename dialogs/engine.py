@@ -157,11 +157,7 @@ def _clarifying_question(graph: Graph, state: DialogState) -> str | None:
     asked = sum(1 for n in clarify.nodes if _answered(state, graph[n]))
     if not clarify.pairs or asked >= clarify.max_questions or state.slots.get(CATEGORY_CHOICE):
         return None
-    ranked = classification(graph, state).ranked()
-    (first, p1), (second, p2) = ranked[0], ranked[1]
-    if p1 - p2 >= clarify.margin and p1 >= clarify.below:
-        return None
-    node_id = clarify.node_for(first, second)
+    node_id = clarify.question_for(classification(graph, state).ranked())
     return node_id if node_id and not _answered(state, graph[node_id]) else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from dialogs.model import CATEGORIES
 from dialogs.phrases import OptionIndex
@@ -49,7 +49,8 @@ class Node:
     not_before: str | None = None
     prefer: tuple[str, ...] = ()    # when a story names several options, the first of these wins
     # "phrases": a story answers the question when it contains one option's `story` phrases;
-    # "classifier": when the classifier is at least `sure_above` sure of one option's category.
+    # "classifier": when the classifier is at least `sure_above` sure of one option's category;
+    # "never": only a direct answer does (the clarifying questions: asked because the story left doubt).
     from_story: str = "phrases"
     sure_above: float = 1.0
     ranked: bool = False            # options shown most likely first (by the classifier)
@@ -96,8 +97,17 @@ class Clarify:
     classifier is unsure between them (intake.yaml `clarify`)."""
     max_questions: int = 0
     margin: float = 0.0          # unsure: the top two probabilities closer than this
-    below: float = 0.0           # or the top one below this
+    below: float = 0.0           # or the top one below this,
+    pair_at_least: float = 0.0   # while the two together hold at least this much (else it could be anything)
     pairs: tuple[tuple[frozenset[str], str], ...] = ()   # ({category, category}, node id)
+
+    def question_for(self, ranked: Sequence[tuple[str, float]]) -> str | None:
+        """The question for the classifier's ranking (most likely first), if it is unsure between
+        a pair that has one."""
+        (first, p1), (second, p2) = ranked[0], ranked[1]
+        if (p1 - p2 >= self.margin and p1 >= self.below) or p1 + p2 < self.pair_at_least:
+            return None
+        return self.node_for(first, second)
 
     def node_for(self, first: str, second: str) -> str | None:
         pair = frozenset((first, second))
@@ -180,7 +190,8 @@ def _parse_clarify(raw: Any) -> Clarify:
         return Clarify()
     pairs = tuple((frozenset(str(c) for c in q.get("between") or ()), str(q.get("ask")))
                   for q in raw.get("questions") or ())
-    return Clarify(int(raw.get("max", 2)), float(raw.get("margin", 0.0)), float(raw.get("below", 0.0)), pairs)
+    return Clarify(int(raw.get("max", 2)), float(raw.get("margin", 0.0)), float(raw.get("below", 0.0)),
+                   float(raw.get("pair_at_least", 0.0)), pairs)
 
 
 def problems(graph: Graph) -> list[str]:
@@ -212,8 +223,8 @@ def problems(graph: Graph) -> list[str]:
                 found.append(f"node {node.id!r}: prefer names unknown option {option_id!r}")
         if node.not_before and not graph.by_slot(node.not_before):
             found.append(f"node {node.id!r}: not_before names unknown slot {node.not_before!r}")
-        if node.from_story not in ("phrases", "classifier"):
-            found.append(f"node {node.id!r}: from_story must be phrases or classifier")
+        if node.from_story not in ("phrases", "classifier", "never"):
+            found.append(f"node {node.id!r}: from_story must be phrases, classifier or never")
         for option in node.options:
             if option.category is not None and option.category not in CATEGORIES:
                 found.append(f"node {node.id!r}: option {option.id!r} names unknown category {option.category!r}")

@@ -35,6 +35,8 @@ def to_simplified(text: str) -> str:
 
 
 def model_text(text: str) -> str:
+    # Lone surrogates (a broken client) cannot go through OpenCC's UTF-8: they become "?".
+    text = text.encode("utf-8", "replace").decode("utf-8")
     text = unicodedata.normalize("NFKC", text)
     text = to_simplified(text).lower().replace("\u2019", "'")
     text = _REDACTED.sub(" ", text)
