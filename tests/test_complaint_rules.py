@@ -176,7 +176,10 @@ def test_a_card_payment_picks_its_dispute_by_jurisdiction_and_amount():
         return cp.draft(case(**changes), "defect", "payment", "en", [], [], TODAY).variant
     assert variant(payment_method="credit_card") == "card"
     assert variant(payment_method="debit_card", jurisdiction="US") == "card"
-    assert variant(payment_method="credit_card", jurisdiction="US") == "us_fcba"
+    # A quality dispute about accepted goods is not a billing error (issue 12, point 4).
+    assert variant(payment_method="credit_card", jurisdiction="US") == "us_claims"
+    assert cp.draft(case(payment_method="credit_card", jurisdiction="US"), "non_delivery", "payment", "en",
+                    [], [], TODAY).variant == "us_fcba"
     assert variant(payment_method="paypal") == "paypal"
     assert variant(payment_method="wechat_pay") == "wechat_pay"
     uk = dict(jurisdiction="UK", payment_method="credit_card")
@@ -368,7 +371,8 @@ def test_the_police_report_takes_what_police_forms_ask_for():
                  "110", "96110", "国家反诈中心", "第二十条"):
         assert part in text, part
     _, en = text_of(case(SCAM, jurisdiction="UK"), "withdrawal_scam", "police", "en")
-    assert "Action Fraud" in en and "0300 123 2040" in en
+    # Report Fraud replaced Action Fraud on 4 Dec 2025 (issue 12, point 11)
+    assert "Report Fraud" in en and "reportfraud.police.uk" in en and "0300 123 2040" in en
     _, us = text_of(case(SCAM, jurisdiction="US"), "withdrawal_scam", "police", "en")
     assert "ic3.gov" in us
 
