@@ -89,11 +89,13 @@ def test_every_deadline_rule_names_its_facts():
 
 @pytest.mark.skipif(not SHARED_FACTS.exists(), reason="shared fact sheet not available")
 def test_shared_fact_ids_are_kept_unchanged():
+    # The ids stay; since issue 12 the texts are corrected where the audit found them wrong, and
+    # each fact gains its official citation, url, via and checked date (tests/test_facts.py).
     shared = {f["id"]: f for f in yaml.safe_load(SHARED_FACTS.read_text("utf-8"))["facts"]}
     ours = adv.facts()
     assert set(shared) <= set(ours)
     for fid, fact in shared.items():
-        assert dict(ours[fid]) == fact, fid
+        assert ours[fid]["jurisdiction"] == fact["jurisdiction"], fid
 
 
 @pytest.mark.parametrize("locale", LOCALES)
