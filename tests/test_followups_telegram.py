@@ -230,11 +230,11 @@ async def test_asked_to_pay_more_switches_to_the_fraud_advice_at_once(make):
     assert h.active_case(LI)["category"] == "withdrawal_scam"
     assert h.active_case(LI)["status"] == "escalated"
     nudge = (await wait_nudges(h, LI, 2))[-1]
-    assert "当前阶段：银行或支付平台（第1步，共3步）" in nudge["text"]
+    assert "当前阶段：公安机关（报警）（第1步，共3步）" in nudge["text"]
     status = "\n".join(m["text"] for m in await h.command(li, "/status"))
     assert "报警" in status, "/status shows the fraud advice too"
     answered = [d for k, d in timeline(h, case["id"]) if k == "nudge_answer"]
-    assert answered[0]["path"] == ["consumer", "fraud"] and answered[0]["rung"] == ["seller", "bank"]
+    assert answered[0]["path"] == ["consumer", "fraud"] and answered[0]["rung"] == ["seller", "police_first"]
 
 
 async def test_snoozing_delays_the_next_nudge(make):
