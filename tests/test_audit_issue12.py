@@ -225,7 +225,7 @@ def test_7_cn_seven_day_return_asked_in_time_is_not_shown_as_lost():
     assert d.met and d.days_left < 0
     text = shown(case, "changed_mind")
     assert "passed" not in text.split("7-day no-reason return:")[1].split("\n")[0]
-    assert "your request was in time" in text and "itself a breach" in text
+    assert "your request was in time" in text and "that refusal is itself a breach" in text
     zh = shown(case, "changed_mind", "zh")
     assert "你已在期限内提出" in zh and "本身就违反" in zh
     late = advise({**case, "contact_date": "2026-11-12"}, "changed_mind", TODAY)
