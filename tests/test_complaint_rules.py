@@ -166,7 +166,8 @@ def test_a_bank_transfer_gets_a_recall_request_not_a_chargeback():
 def test_crypto_only_for_fraud():
     assert "payment" not in cp.recipients(case(payment_method="crypto"), "non_delivery", None)
     offered = cp.recipients(case(SCAM, payment_method="crypto"), "withdrawal_scam", None)
-    assert offered[0] == "payment"
+    assert offered[:2] == ["police", "payment"]       # mainland China: 110 first (issue 12)
+    assert cp.recipients(case(SCAM, payment_method="crypto", jurisdiction="US"), "withdrawal_scam", None)[0] == "payment"
     d, _ = text_of(case(SCAM, payment_method="crypto"), "withdrawal_scam", "payment")
     assert d.variant == "crypto_exchange"
 
@@ -197,7 +198,9 @@ def test_fraud_gets_the_bank_and_the_police_never_a_letter_to_the_scammer():
                             ("defect", case(seller_answer="asked_fees"))):      # a fee demand
         offered = cp.recipients(slots, category, None)
         assert "police" in offered and "seller" not in offered and "platform" not in offered, category
-        assert offered[0] == "payment"
+        # mainland China: the police order stop-payments and freezes, so 110 comes first (issue 12)
+        assert offered[:2] == ["police", "payment"]
+        assert cp.recipients({**slots, "jurisdiction": "UK"}, category, None)[0] == "payment"
     assert cp.recipients(case(SCAM, payment_method="cash_other"), "withdrawal_scam", None) == ["police"]
 
 
