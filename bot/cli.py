@@ -1,6 +1,5 @@
 """`refund-advisor`: run the bot (polling or webhook), check its database, chat in a terminal, print the
-intake graph, classify narratives, migrate a database, copy one database into another, list the facts
-the advice relies on."""
+intake graph, classify narratives, migrate a database, copy one database into another."""
 from __future__ import annotations
 
 import argparse
