@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("graph", help="print the intake state graph as Mermaid",
                    description="Print the intake graph (questions and the conditions between them) as a "
                                "Mermaid flowchart.")
+    facts = sub.add_parser(
+        "facts", help="list every fact the advice shows, with its official source and checked date",
+        description="List every legal number, deadline, phone number, authority and citation the advice "
+                    "and the letters rely on (dialogs/rules/facts.yaml): its official citation and address, "
+                    "what was read to check it and when, where it is used, and why it needs re-checking "
+                    "(checked over a year before --as-of, a rule that changes such as a platform policy, "
+                    "or not verified).")
+    facts.add_argument("--flagged", action="store_true", help="only the facts that need re-checking")
+    facts.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge the age of checks on this day (default today)")
+    facts.add_argument("--json", action="store_true", help="one JSON object a line instead of text")
     sub.add_parser("classify", help="classify narratives read on stdin, one JSON line each",
                    description="Read narratives on stdin, one per line (plain text, or JSON with a `text` "
                                "field and optional `slots`), and print one JSON line each with category, "
@@ -160,6 +170,23 @@ def _health(db: str | None) -> int:
     return code
 
 
+def _facts(flagged: bool, as_of: str | None, as_json: bool) -> int:
+    from datetime import date
+
+    from dialogs.factsheet import entries, render_text
+    try:
+        day = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        return _fail(f"--as-of: not a date (YYYY-MM-DD): {as_of!r}")
+    items = [e for e in entries(day) if e.flags or not flagged]
+    if as_json:
+        for e in items:
+            sys.stdout.write(json.dumps(e.as_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(items))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -167,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             from dialogs.graph import load, mermaid
             sys.stdout.write(mermaid(load()))
             return 0
+        if args.command == "facts":
+            return _facts(args.flagged, args.as_of, args.json)
         if args.command == "classify":
             from dialogs.classifier import classify_lines
             for result in classify_lines(sys.stdin):
