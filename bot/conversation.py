@@ -16,12 +16,13 @@ from dialogs import engine
 from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
+from dialogs.places import ZONE_OF
 from messages import locale_from
 
 if TYPE_CHECKING:
     from bot.followups import Followups
 
-JURISDICTION_ZONE = {"CN": "Asia/Shanghai", "UK": "Europe/London", "EU": "Europe/Brussels", "US": "America/New_York"}
+JURISDICTION_ZONE = ZONE_OF   # dialogs/rules/places.yaml
 RESUME, NEW = engine.RESUME, engine.NEW
 
 

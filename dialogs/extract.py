@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from dialogs.amounts import find_amounts
+from dialogs.places import PLACE_OF_CURRENCY
 from dialogs.classifier import classify
 from dialogs.answers import find_phrases, grams, normalize, unique_option
 from dialogs.dates import find_dates
@@ -19,7 +20,7 @@ _MERCHANT_PATTERNS = (
     re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
     re.compile(r"\b(?:from|at|on|with)\s+([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*){0,2})"),
 )
-_CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}
+_CURRENCY_JURISDICTION = PLACE_OF_CURRENCY   # rules/places.yaml
 
 
 def _choice_slots(graph: Graph, norm: str, text_grams: frozenset[str]) -> dict[str, Any]:

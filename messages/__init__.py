@@ -63,7 +63,7 @@ def _format_date(value: Any, locale: str) -> str:
     return f"{d.day} {d.strftime('%b')} {d.year}"
 
 
-_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$"}
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$", "TWD": "NT$", "SGD": "S$", "MYR": "RM"}
 
 
 def _format_money(amount: Any, locale: str) -> str:
