@@ -34,6 +34,12 @@ OFFICIAL = (
     "usa.visa.com", "www.paypal.com", "support.apple.com", "support.google.com", "store.steampowered.com",
     "support.xbox.com", "rulechannel.taobao.com", "learn-jdm.jd.com", "pay.weixin.qq.com",
     "opendocs.alipay.com",
+    # Hong Kong, Taiwan, Singapore, Malaysia (issue 13)
+    "www.consumer.org.hk", "www.judiciary.hk", "www.adcc.gov.hk", "www1.erc.police.gov.hk",
+    "www.fdrc.org.hk", "law.moj.gov.tw", "cpc.ey.gov.tw", "165.npa.gov.tw", "www.foi.org.tw",
+    "www.judiciary.gov.sg", "sso.agc.gov.sg", "www.case.org.sg", "www.scamshield.gov.sg",
+    "eservices1.police.gov.sg", "www.fidrec.com.sg", "ttpm.kpdn.gov.my", "lom.agc.gov.my",
+    "nfcc.jpm.gov.my", "www.fmos.org.my",
 )
 # Texts with a number that is advice, not a legal fact: "give them 7 days" is what the advisor
 # calls reasonable, and says so.
