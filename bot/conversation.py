@@ -17,7 +17,7 @@ from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
 from dialogs.places import ZONE_OF
-from messages import locale_from
+from messages import locale_from, locale_named
 
 if TYPE_CHECKING:
     from bot.followups import Followups
@@ -189,11 +189,12 @@ class Conversation:
         return Outcome(locale, replies, case.id)
 
     async def set_language(self, user_id: int, language: str) -> Outcome:
-        language = language.strip().lower()[:2]
+        language = locale_named(language)
         if language not in LOCALES:
             locale = await self.locale(user_id)
             return Outcome(locale, [Reply("language_choose", {}, (Button("lang:en", "btn.lang_en"),
-                                                                   Button("lang:zh", "btn.lang_zh")))])
+                                                                   Button("lang:zh", "btn.lang_zh"),
+                                                                   Button("lang:zh-Hant", "btn.lang_zh_hant")))])
         await self.storage.ensure_user(user_id, self._now())
         await self.storage.set_user(user_id, self._now(), language=language)
         return Outcome(language, [Reply("language_set", {})])

@@ -164,10 +164,10 @@ def _clarifying_question(graph: Graph, state: DialogState) -> str | None:
 def _with_currency(state: DialogState) -> DialogState:
     """An amount given without a currency is in the currency of where the user lives."""
     amount = state.slots.get("amount")
-    local = localised_amount(amount, str(state.slots.get("story") or ""), state.slots.get("jurisdiction"))
-    if not amount or local == amount:
+    currency = local_currency(None, "", state.slots.get("jurisdiction"))
+    if not amount or amount.get("currency") or not currency:
         return state
-    return _with(state, slots={**state.slots, "amount": local})
+    return _with(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
 
 
 # ---- replies ------------------------------------------------------------------------------
@@ -307,6 +307,8 @@ def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[Di
     """The state with what the text tells added to unanswered slots, and what was added. The
     questions read by the classifier are answered only when it is sure of the whole story."""
     found = extract.mine(graph, text, today)
+    if "amount" in found:   # 5萬元 told from Taipei is in New Taiwan dollars (rules/places.yaml)
+        found["amount"] = localised_amount(found["amount"], text, state.slots.get("jurisdiction") or found.get("jurisdiction"))
     found = {k: v for k, v in found.items() if _valid_mined(graph, state, k, v, found)}
     merged = extract.merge(state.slots, found, frozenset(state.skipped))
     from_story = set(state.filled) | set(found)

@@ -43,7 +43,7 @@ CATEGORIES = (
     "withdrawal_scam", "maintenance_stalling", "defect", "mismatch", "non_delivery",
     "unauthorized_or_subscription", "changed_mind", "other",
 )
-LOCALES = ("en", "zh")
+LOCALES = ("en", "zh", "zh-Hant")   # zh-Hant: Traditional Chinese, made from zh (messages/hant.py)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,19 @@ def local_currency(currency: str | None, text: str, jurisdiction: str | None) ->
     return CURRENCY_OF[jurisdiction]
 
 
+def place_of_amount(currency: str | None, written: str) -> str | None:
+    """The place an amount in a story says the user lives in: the place of its currency, unless
+    that currency was read from a sign several places share (元, $) and the text does not name it."""
+    place = PLACE_OF_CURRENCY.get(currency or "")
+    if place is None:
+        return None
+    shared = any(currency in p.get("shared", ()) for p in _PLACES.values())
+    lowered = (written or "").lower()
+    if shared and not any(word in lowered for word in _EXPLICIT.get(currency, ())):
+        return None
+    return place
+
+
 def localised_amount(amount: Mapping[str, Any] | None, story: str, jurisdiction: str | None) -> Mapping[str, Any] | None:
     """An amount slot with its currency read for where the user lives (see local_currency)."""
     if not amount:

@@ -339,7 +339,7 @@ class TelegramShell(Delivery):
         return True
 
     async def _press_language(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
-        if claim.option not in ("en", "zh"):
+        if claim.option not in LOCALES:
             return False
         await self._answer_query(update, None)
         if await self._seen(update):
@@ -456,7 +456,8 @@ class TelegramShell(Delivery):
             if await self._seen(update):
                 return True
             reply = Reply("escalate.language", {"recipient": claim.token},
-                          (Button("esclang:en", "btn.letter.en"), Button("esclang:zh", "btn.letter.zh")))
+                          (Button("esclang:en", "btn.letter.en"), Button("esclang:zh", "btn.letter.zh"),
+                           Button("esclang:zh-Hant", "btn.letter.zh_hant")))
             await self.deliver(update, Outcome(locale, [reply], case.id), answer=label, pressed=pressed,
                                extra={"origin": origin, "recipient": claim.token})
             return True
