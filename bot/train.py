@@ -104,11 +104,9 @@ def _fit_raw(records: Sequence[Record], C: float, min_df: int) -> tuple[list[str
 
 def _as_model(features: list[str], idf: list[float], coef: Any, intercept: list[float],
               temperature: float, digits: int, meta: Mapping[str, Any]) -> dict[str, Any]:
-    rows = {}
-    for j, f in enumerate(features):
-        weights = [round(float(coef[k][j]), digits) for k in range(len(CATEGORIES))]
-        if any(weights):
-            rows[f] = [round(idf[j], digits), *weights]
+    # Every feature stays, weights of zero included: each counts in the length of a text's vector.
+    rows = {f: [round(idf[j], digits), *(round(float(coef[k][j]), digits) for k in range(len(CATEGORIES)))]
+            for j, f in enumerate(features)}
     return {"format": FORMAT, **meta, "categories": list(CATEGORIES),
             "intercept": [round(x, digits) for x in intercept], "temperature": round(temperature, 3),
             "features": rows}
