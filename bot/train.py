@@ -161,7 +161,8 @@ def held_out_figures(records: Sequence[Record], model: NgramModel) -> dict[str, 
 
 def train(corpus: Path = CORPUS_PATH, out: Path = MODEL_PATH, figures: Path | None = FIGURES_PATH) -> dict[str, Any]:
     """Fit on the corpus's training split, write the weights (and the held-out figures)."""
-    records = load_corpus(corpus)
+    # The repository's corpus must carry every field; anyone's own file needs text and label only.
+    records = load_corpus(corpus, strict=corpus.resolve() == CORPUS_PATH)
     training = [r for r in records if not r.held_out]
     data = fit(training)
     write_json(out, data)
