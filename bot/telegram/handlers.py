@@ -156,7 +156,7 @@ class TelegramShell(Delivery):
             return
         outcome = await self.conversation.handle(user_id, Text(text), language_code=language,
                                                  update_id=update.update_id)
-        await self.deliver(update, outcome, answer=_short(text))
+        await self.deliver(update, outcome, answer=_short(text) if outcome.answered else None)
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         word, _, args = update.message.text.partition(" ")
