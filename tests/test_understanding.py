@@ -3,12 +3,10 @@ the cautious prefill from a story, and "That's not my situation" under the advic
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-
-import pytest
-
-import json
 from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from dialogs import engine
 from dialogs.classifier import classify
