@@ -30,6 +30,7 @@ from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
 from bot.followups import Followups
 from bot.storage import Storage
+from bot.telegram.acks import Acks
 from bot.telegram.handlers import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
@@ -209,6 +210,7 @@ class TelegramBot:
         self.storage: Storage | None = None
         self.app: Application | None = None
         self.dispatcher: Dispatcher | None = None
+        self.acks = Acks()          # which updates are made good (acknowledged) or poisoned
         self._dispatching = False
 
     async def start(self) -> None:
@@ -227,6 +229,7 @@ class TelegramBot:
                                          post_init=self._post_init, post_stop=self._post_stop)
             shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, followups=followups)
             shell.register(self.app)
+            self.app.add_error_handler(self.acks.on_error)
             try:
                 await self.app.initialize()          # getMe: a rejected token raises InvalidToken
             except BaseException:
