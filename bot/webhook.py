@@ -4,16 +4,24 @@ Only the way updates arrive differs: WebhookBot is TelegramBot (same database, h
 conversation, follow-up dispatcher in post_init/post_stop) with `_receive` serving HTTP.
 
 - `POST <path>`: an update. A request whose `X-Telegram-Bot-Api-Secret-Token` header is not the
-  configured secret gets 401 and is logged; its body is not even parsed.
-- `GET /healthz`: 200 `{"status": "ok"}` when the database answers, 503 otherwise.
+  configured secret gets 401 from its headers alone: none of its body is read, its connection is
+  closed, and it is counted (bot.webserver.Refusals: a log line per kind at most once a minute).
+- `GET /healthz`: 200 `{"status": "ok", ...}` when the database answers and the server can accept
+  connections; 503 otherwise. It also gives the open connections and the poisoned updates.
 
-The answer to Telegram's POST is sent once the update has been processed, its turn committed
+The answer to Telegram's POST is sent once the update has been made good: its turn committed
 and its replies sent; not as soon as it is queued. Telegram forgets an update once it has a 2xx:
 answering early would lose the update if the process died in between, while answering late
 only risks a redelivery, which the processed-update ids make harmless. It also keeps a user's
 turns in order across several instances: Telegram does not send the next update until this one
-is answered. A stop finishes the requests in hand; one arriving during the stop gets 503, so
-Telegram delivers it again later (to this instance once restarted, or to another).
+is answered. An update whose replies could not be sent (the Bot API or the database failing) gets
+503, so that Telegram delivers it again; one that cannot be read or handled at all (poison) gets
+200, is logged once and counted, and the updates after it go on (bot.telegram.acks). A stop
+finishes the requests in hand; one arriving during the stop gets 503, so Telegram delivers it
+again later (to this instance once restarted, or to another).
+
+Connections from the open internet are bounded by bot.webserver.GuardedServer: timeouts for
+headers and bodies, a cap below the open-file limit, the oldest idle connection closed first.
 
 The server is tornado: python-telegram-bot's own webhook server (its `webhooks` extra), a
 single dependency without dependencies of its own. `Application.run_webhook` itself is not used:
@@ -39,7 +47,7 @@ from bot.health import probe
 from bot.telegram.acks import RETRY
 from bot.telegram.sender import Sender
 from bot.telegram_app import TelegramBot, protect_token, run
-from bot.webserver import GuardedServer, Refusals, client_address, connection_cap, raise_open_file_limit
+from bot.webserver import BODY_TIMEOUT, HEADER_TIMEOUT, GuardedServer, Refusals, client_address, connection_cap, raise_open_file_limit
 
 log = logging.getLogger("bot.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -53,8 +61,10 @@ class WebhookBot(TelegramBot):
     """TelegramBot receiving updates on an HTTP server. `port` is the bound port once started."""
 
     def __init__(self, config: Config, *, webhook: WebhookConfig, max_connections: int | None = None,
-                 **kwargs: Any):
+                 header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT, **kwargs: Any):
+        """`max_connections`: by default from the open-file limit (bot.webserver.connection_cap)."""
         super().__init__(config, **kwargs)
+        self.timeouts = {"idle_connection_timeout": header_timeout, "body_timeout": body_timeout}
         self.webhook = webhook
         self.port: int | None = None
         self.accepting = False
@@ -74,7 +84,7 @@ class WebhookBot(TelegramBot):
                               f"{exc.strerror or exc}") from None
         cap = self.max_connections or connection_cap(raise_open_file_limit())
         self._server = GuardedServer(_web_app(self), max_body_size=MAX_BODY, max_connections=cap,
-                                     refusals=self.refusals)
+                                     refusals=self.refusals, **self.timeouts)
         self._server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         self.accepting = True
