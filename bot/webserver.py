@@ -105,8 +105,8 @@ class Refusals:
         if count == 1:
             log.warning("refused a webhook request: %s%s", kind, f" ({detail})" if detail else "")
         else:
-            log.warning("refused %d webhook requests in the last %.0f s: %s (the last %s)", count,
-                        self.interval, kind, detail or "-")
+            log.warning("refused %d webhook requests since the last line: %s (the last %s)", count,
+                        kind, detail or "-")
 
     def flush(self) -> None:
         now = self.clock()
@@ -189,7 +189,7 @@ class GuardedServer(HTTPServer):
                 continue
             stream.close()       # tornado's on_close forgets the connection
             self.evicted += 1
-            self.refusals.note("connection closed to make room for a new one", f"{self.open_connections} open")
+            self.refusals.note("idle connection closed to make room for a new one", f"cap {self.max_connections}")
             return True
         return False
 
