@@ -29,6 +29,7 @@ from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
 from bot.followups import Followups
+from bot.polling import Poller
 from bot.storage import Storage
 from bot.telegram.acks import Acks
 from bot.telegram.handlers import COMMANDS, TelegramShell
@@ -250,12 +251,24 @@ class TelegramBot:
 
     async def _receive(self) -> None:
         """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
-        await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
+        self._poller = Poller(self.app, self.acks, self.process, timeout=self.poll_timeout,
+                              allowed_updates=list(Update.ALL_TYPES))
+        await self._poller.start()
         log.info("polling as @%s", self.app.bot.username)
 
     async def _stop_receiving(self) -> None:
-        if self.app.updater and self.app.updater.running:
-            await self.app.updater.stop()
+        poller, self._poller = getattr(self, "_poller", None), None
+        if poller is not None:
+            await poller.stop()
+
+    async def process(self, update: Update) -> str:
+        """One update through the Application (its user's updates in order, then `on_update_done`);
+        what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON."""
+        try:
+            await self.app.update_processor.process_update(update, self.app.process_update(update))
+        except Exception as exc:        # the Application's error handlers did not even see it
+            await self.acks.on_error(update, _Failed(exc))
+        return self.acks.verdict(update.update_id)
 
     async def _post_init(self, app: Application) -> None:
         if not self.dispatch_followups:
@@ -295,6 +308,13 @@ class TelegramBot:
             if self.storage is not None:
                 await self.storage.close()
                 self.storage = None
+
+
+class _Failed:
+    """What an error handler gets as its context, for a failure outside the Application."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _say(message: str) -> None:

@@ -127,25 +127,15 @@ class WebhookBot(TelegramBot):
         self.acks.poison(update_id, why)
 
     async def process(self, update: Update) -> str:
-        """One update through the Application, as polling would: one at a time, then `on_update_done`.
-        Its verdict (bot.telegram.acks): OK, RETRY or POISON."""
+        """As polling does (TelegramBot.process), the updates in hand counted for a stop."""
         self._in_hand += 1
         self._idle.clear()
         try:
-            try:
-                await self.app.update_processor.process_update(update, self.app.process_update(update))
-            except Exception as exc:
-                await self.acks.on_error(update, _Failed(exc))
-            return self.acks.verdict(update.update_id)
+            return await super().process(update)
         finally:
             self._in_hand -= 1
             if self._in_hand == 0:
                 self._idle.set()
-
-
-class _Failed:
-    def __init__(self, error: BaseException):
-        self.error = error
 
 
 class _Base(RequestHandler):
