@@ -231,3 +231,16 @@ async def test_an_update_whose_reply_cannot_be_sent_is_not_acknowledged_and_is_a
     answer = ann.send("China")
     (question,) = await tight.emu.wait_for_messages_async(ANN, 1, timeout=20, after=answer)
     assert question["reply_markup"], "the next question, with its buttons"
+
+
+async def test_behind_a_proxy_the_refusal_names_the_forwarded_address_and_never_a_forged_text(tight, caplog):
+    url = tight.local_url("/telegram")
+    status, _ = await ahttp(url, start_update(950), {"X-Forwarded-For": "198.51.100.1, 203.0.113.7",
+                                                     "Content-Type": "application/json"})
+    assert status == 401
+    assert "from 203.0.113.7" in caplog.text, "the address the proxy on this machine forwarded"
+    tight.bot.refusals.interval = 0            # every refusal logged, for this check
+    status, _ = await ahttp(url, start_update(951), {"X-Forwarded-For": "<script>" + "x" * 500,
+                                                     "Content-Type": "application/json"})
+    assert status == 401
+    assert "<script>" not in caplog.text and "from 127.0.0.1" in caplog.text
