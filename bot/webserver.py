@@ -129,6 +129,9 @@ class _TornadoLines(logging.Filter):
         if message.startswith(("Malformed HTTP", "Uncaught exception in HTTP", "Cannot allocate")):
             self.refusals.note("malformed HTTP request (400)")
             return False
+        if message.startswith("Timeout reading body"):
+            self.refusals.note("body not sent in time (connection closed)")
+            return False
         if len(message) > LOG_TEXT_MAX or record.exc_info:
             record.msg, record.args = message[:LOG_TEXT_MAX] + ("…" if len(message) > LOG_TEXT_MAX else ""), None
             record.exc_info = record.exc_text = None
