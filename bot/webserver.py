@@ -132,8 +132,9 @@ class _TornadoLines(logging.Filter):
         if message.startswith("Timeout reading body"):
             self.refusals.note("body not sent in time (connection closed)")
             return False
-        if len(message) > LOG_TEXT_MAX or record.exc_info:
-            record.msg, record.args = message[:LOG_TEXT_MAX] + ("…" if len(message) > LOG_TEXT_MAX else ""), None
+        if len(message) > LOG_TEXT_MAX:
+            record.msg, record.args = message[:LOG_TEXT_MAX] + "…", None
+        if record.exc_info and record.name != "tornado.application":    # a bug of ours keeps its traceback
             record.exc_info = record.exc_text = None
         return True
 

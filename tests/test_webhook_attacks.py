@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import socket
-import time
 from functools import partial
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from bot.config import WebhookConfig
 from bot.telegram_app import serve
 from bot.webhook import WebhookBot
-from telegram_harness import Harness, started
+from telegram_harness import started
 from test_webhook import ANN, PUBLIC_URL, SECRET, WebhookHarness, ahttp, start_update
 
 try:
