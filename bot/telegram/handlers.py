@@ -188,8 +188,11 @@ class TelegramShell(Delivery):
         seen = await self._mark(update)
         if seen == "done":
             return
-        if seen == "again" and name == "new":      # the case was opened: ask its first question again
-            await self.deliver(update, Outcome(await conv.locale(user_id, language), duplicate=True))
+        if seen == "again" and name in ("start", "new"):
+            # Acted on, its replies lost: the welcome (for /start) and the open question, not a second case.
+            replies = [Reply("welcome", {})] if name == "start" else []
+            await self.deliver(update, Outcome(await conv.locale(user_id, language),
+                                               replies + await conv.open_question(user_id)))
             return
         if name == "start":
             await self.deliver(update, await conv.start(user_id, language_code=language))
