@@ -33,6 +33,7 @@ class Outcome:
     case_id: int | None = None
     documents: list[tuple[str, bytes]] = field(default_factory=list)
     duplicate: bool = False        # the update was already acted on: send nothing
+    answered: bool = True          # the open question took the user's text (else it is asked again)
 
 
 # A turn that lost a race with another instance is computed again from the case as it is now.
@@ -127,7 +128,9 @@ class Conversation:
             return Outcome(locale, duplicate=True)
         if change is not None:
             self.followups.scheduled(change.nudges)
-        outcome = Outcome(locale, list(result.replies), case.id)
+        # A typed answer was taken when the case moved on from the question it answered.
+        outcome = Outcome(locale, list(result.replies), case.id,
+                          answered=result.state.node != state.node or result.state.pending != state.pending)
         for effect in result.effects:
             if effect.kind == "new_case":
                 fresh = await self._new_case(user_id)
@@ -169,21 +172,21 @@ class Conversation:
         timeline = await self.storage.timeline(user_id, case.id)
         context: dict[str, Any] = {
             "case_id": case.id, "status": case.status, "facts": engine.facts(self.graph, state.slots),
-            "timeline": [{"at": e.at, "kind": e.kind} for e in timeline[-15:]],
+            "timeline": [{"at": e.at, "kind": e.kind, **({"data": dict(e.data)} if e.kind == "category_changed" else {})}
+                         for e in timeline[-15:]],
         }
         replies = [Reply("status", context)]
         if case.status != "intake":
-            from dialogs.verdict import verdict
             user = await self.storage.get_user(user_id)
             today = self._now().astimezone(self._zone(user.time_zone if user else None, case)).date()
-            result = verdict(engine.active_slots(self.graph, state.slots), today)
+            result = engine.verdict_of(self.graph, state, today)
             plan_category = (case.plan or {}).get("category")
             if plan_category and plan_category != result["classification"]["category"]:
                 # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
                 from dialogs.advice import advise
                 slots = engine.active_slots(self.graph, state.slots)
                 result = {**result, "advice": advise(slots, plan_category, today).context()}
-            replies.append(Reply("advice_result", result))
+            replies.append(engine.advice_reply(result))
         else:
             replies.append(engine.ask(self.graph, state))
         return Outcome(locale, replies, case.id)

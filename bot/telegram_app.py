@@ -29,7 +29,9 @@ from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
 from bot.followups import Followups
+from bot.polling import Poller
 from bot.storage import Storage
+from bot.telegram.acks import Acks
 from bot.telegram.handlers import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
@@ -209,6 +211,7 @@ class TelegramBot:
         self.storage: Storage | None = None
         self.app: Application | None = None
         self.dispatcher: Dispatcher | None = None
+        self.acks = Acks()          # which updates are made good (acknowledged) or poisoned
         self._dispatching = False
 
     async def start(self) -> None:
@@ -227,6 +230,7 @@ class TelegramBot:
                                          post_init=self._post_init, post_stop=self._post_stop)
             shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, followups=followups)
             shell.register(self.app)
+            self.app.add_error_handler(self.acks.on_error)
             try:
                 await self.app.initialize()          # getMe: a rejected token raises InvalidToken
             except BaseException:
@@ -247,12 +251,24 @@ class TelegramBot:
 
     async def _receive(self) -> None:
         """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
-        await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
+        self._poller = Poller(self.app, self.acks, self.process, timeout=self.poll_timeout,
+                              allowed_updates=list(Update.ALL_TYPES))
+        await self._poller.start()
         log.info("polling as @%s", self.app.bot.username)
 
     async def _stop_receiving(self) -> None:
-        if self.app.updater and self.app.updater.running:
-            await self.app.updater.stop()
+        poller, self._poller = getattr(self, "_poller", None), None
+        if poller is not None:
+            await poller.stop()
+
+    async def process(self, update: Update) -> str:
+        """One update through the Application (its user's updates in order, then `on_update_done`);
+        what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON."""
+        try:
+            await self.app.update_processor.process_update(update, self.app.process_update(update))
+        except Exception as exc:        # the Application's error handlers did not even see it
+            await self.acks.on_error(update, _Failed(exc))
+        return self.acks.verdict(update.update_id)
 
     async def _post_init(self, app: Application) -> None:
         if not self.dispatch_followups:
@@ -292,6 +308,13 @@ class TelegramBot:
             if self.storage is not None:
                 await self.storage.close()
                 self.storage = None
+
+
+class _Failed:
+    """What an error handler gets as its context, for a failure outside the Application."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _say(message: str) -> None:

@@ -39,12 +39,14 @@ from dialogs.textfeatures import model_text
 __all__ = ["MODES", "Classification", "Signal", "classify", "classify_lines"]
 
 MODES = ("both", "rules", "model")
+SCAM = "withdrawal_scam"
 
 
 @dataclass(frozen=True)
 class _Combine:
     rule_weight: float
     answer_weight: float
+    scam_alone: float
     red_flag_floor: float
     model_quotes: int
 
@@ -52,6 +54,7 @@ class _Combine:
 def _combine_settings() -> _Combine:
     spec = RULES.combine
     combine = _Combine(float(spec.get("rule_weight", 0.5)), float(spec.get("answer_weight", 1.5)),
+                       float(spec.get("scam_alone", 0.6)),
                        float(spec.get("red_flag_floor", 0.95)),
                        int(spec.get("model_quotes", 3)))
     if not (combine.rule_weight >= 0 and combine.answer_weight >= 0 and 0.5 < combine.red_flag_floor < 1):
@@ -117,6 +120,10 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
         probs = _raised(probs, tally.red_flag, COMBINE.red_flag_floor)
     probs = _capped(probs, RULES.max_confidence)
     category = _top(probs)
+    if category == SCAM and tally.scores[SCAM] <= 0 and probs[SCAM] < COMBINE.scam_alone:
+        # The fraud advice (stop paying, police first) on the model's word alone, unsure: the
+        # next reading is given instead (the scam still shows in the probabilities).
+        category = _top({**probs, SCAM: -1.0})
     signals = tally.signals(category)
     if has_text and not any(s.source == "text" for s in signals):
         signals = signals + _model_signals(model, text, category)

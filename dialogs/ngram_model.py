@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +26,7 @@ MODEL_PATH = Path(__file__).with_name("ngram_model.json")
 FORMAT = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)      # hashed by identity: one model, one cache key
 class NgramModel:
     categories: tuple[str, ...]
     intercept: tuple[float, ...]
@@ -51,22 +52,14 @@ class NgramModel:
 
     def vector(self, text: str) -> dict[str, float]:
         """The text's tf-idf vector over the model's features, of unit length."""
-        counts = ngrams(text)
-        vec: dict[str, float] = {}
-        for feature, count in counts.items():
-            row = self.weights.get(feature)
-            if row is not None:
-                vec[feature] = (1.0 + math.log(count)) * row[0]
-        norm = math.sqrt(sum(v * v for v in vec.values()))
-        return {f: v / norm for f, v in vec.items()} if norm else {}
+        return _vector(self, text)
 
     def scores(self, text: str) -> list[float]:
-        scores = list(self.intercept)
-        for feature, value in self.vector(text).items():
-            row = self.weights[feature]
-            for i in range(len(scores)):
-                scores[i] += value * row[i + 1]
-        return scores
+        vec = self.vector(text)
+        rows = [self.weights[f] for f in vec]
+        values = list(vec.values())
+        return [b + sum(v * row[k] for v, row in zip(values, rows))
+                for k, b in enumerate(self.intercept, start=1)]
 
     def probabilities(self, text: str) -> dict[str, float]:
         return dict(zip(self.categories, softmax([s / self.temperature for s in self.scores(text)])))
@@ -83,6 +76,20 @@ class NgramModel:
                 found.append((feature, lift))
         found.sort(key=lambda fl: (-fl[1], fl[0]))
         return found[:n]
+
+
+@lru_cache(maxsize=64)
+def _vector(model: NgramModel, text: str) -> dict[str, float]:
+    # Cached: the intake classifies the same story several times a turn (the probabilities, then
+    # the quotes). Callers only read the result.
+    vec: dict[str, float] = {}
+    weights = model.weights
+    for feature, count in ngrams(text).items():
+        row = weights.get(feature)
+        if row is not None:
+            vec[feature] = (1.0 + math.log(count)) * row[0]
+    norm = math.sqrt(sum(v * v for v in vec.values()))
+    return {f: v / norm for f, v in vec.items()} if norm else {}
 
 
 def softmax(scores: list[float]) -> list[float]:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dialogs import phrase_rules
-from dialogs.classifier import Classification, classify, classify_lines
+from dialogs.classifier import classify, classify_lines
 from dialogs.phrase_rules import Signal, compile_phrase, load_rules, phrase_needles, rule_tally, scores
 from dialogs.model import CATEGORIES, LOCALES
 

@@ -3,6 +3,8 @@ the cautious prefill from a story, and "That's not my situation" under the advic
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
 
 import pytest
 
@@ -15,13 +17,30 @@ from dialogs.model import CATEGORIES
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone(timedelta(hours=8)))
 GRAPH = load()
 
-# Stories from the corpus's held-out split on which the classifier hesitates between a pair.
-BANK_HOLD = "銀行把我的帳戶列為警示帳戶，說是有人匯錢進來是詐騙款？現在我自己的薪水也領不出來，銀行說要等警方解除才可以，警察又叫我問銀行"
-CAKE = "美团买的蛋糕送到的时候整个塌了 奶油糊了一盒子 商家说是骑手的事"
-NO_STOCK = "京东上的第三方店铺 付完款店铺给我发消息说没货了让我申请退款 我申请了他又拒绝 说已经发货 可物流压根没有"
+ROOT = Path(__file__).resolve().parent.parent
 ANSWERS = {"jurisdiction": "CN", "purchase_type": "goods", "payment_method": "alipay",
            "amount": {"value": "300.00", "currency": "CNY"}, "purchase_date": "2026-11-01",
            "contacted": False}      # what went wrong: left to the story
+
+
+def hesitating_story(question: str, answers: tuple[tuple[str, object], ...] | None = None) -> str:
+    """The shortest story of the corpus's held-out split on which the classifier, given `answers`
+    (the usual ones by default), hesitates between the pair that `question` tells apart (real
+    words, not ours)."""
+    if answers is None:
+        answers = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in ANSWERS.items()))
+    return _hesitating(question, answers)
+
+
+@lru_cache(maxsize=None)
+def _hesitating(question: str, answers: tuple[tuple[str, object], ...]) -> str:
+    slots = {k: (dict(v) if isinstance(v, tuple) else v) for k, v in answers}
+    from dialogs.corpus import read_records
+    records, _ = read_records((ROOT / "corpus" / "narratives.jsonl").read_text("utf-8").splitlines())
+    for record in sorted((r for r in records if r.held_out), key=lambda r: (len(r.text), r.id)):
+        if GRAPH.clarify.question_for(classify(slots, record.text).ranked()) == question:
+            return record.text
+    pytest.fail(f"no held-out story makes the classifier hesitate where {question!r} would help")
 
 
 def keys(result):
@@ -57,12 +76,13 @@ def test_a_pair_without_a_question_asks_nothing():
     assert GRAPH.clarify.question_for(close) is None
 
 
-@pytest.mark.parametrize("story, question, answers", [
-    (BANK_HOLD, "holder", {"known_firm": "maintenance_stalling", "introduced": "withdrawal_scam"}),
-    (CAKE, "fault_kind", {"broken": "defect", "different": "mismatch"}),
-    (NO_STOCK, "delivery_or_refund", {"never_received": "non_delivery", "refund_owed": "maintenance_stalling"}),
+@pytest.mark.parametrize("question, answers", [
+    ("holder", {"known_firm": "maintenance_stalling", "introduced": "withdrawal_scam"}),
+    ("fault_kind", {"broken": "defect", "different": "mismatch"}),
+    ("delivery_or_refund", {"never_received": "non_delivery", "refund_owed": "maintenance_stalling"}),
 ])
-def test_an_unsure_story_gets_the_question_and_the_answer_decides(story, question, answers):
+def test_an_unsure_story_gets_the_question_and_the_answer_decides(question, answers):
+    story = hesitating_story(question)
     asked = step(at_story(), Text(story), NOW)
     assert asked.state.node == question, classify(ANSWERS, story).ranked()[:3]
     assert keys(asked)[-1] == f"q.{question}" and not any(k.startswith("err.") for k in keys(asked))
@@ -74,7 +94,7 @@ def test_an_unsure_story_gets_the_question_and_the_answer_decides(story, questio
 
 
 def test_a_clarifying_question_can_be_skipped_and_is_not_asked_again():
-    asked = step(at_story(), Text(BANK_HOLD), NOW)
+    asked = step(at_story(), Text(hesitating_story("holder")), NOW)
     skipped = step(asked.state, Press(engine.SKIP), NOW)
     assert skipped.state.node == "confirm"
     again = step(skipped.state, Text("还有，银行客服说要等通知"), NOW)      # more story at the summary
@@ -83,14 +103,14 @@ def test_a_clarifying_question_can_be_skipped_and_is_not_asked_again():
 
 def test_at_most_two_clarifying_questions_in_an_intake():
     state = at_story(holder="not_sure", fault_kind="broken")
-    result = step(state, Text(NO_STOCK), NOW)
+    result = step(state, Text(hesitating_story("delivery_or_refund")), NOW)
     assert result.state.node == "confirm", "two were asked already"
 
 
 def test_a_pressed_answer_outweighs_a_doubtful_story():
     # The user said what went wrong: a story that leaves the classifier unsure between two
     # situations does not bring a question when the answer settles it.
-    result = step(at_story(problem="defect"), Text(CAKE), NOW)
+    result = step(at_story(problem="defect"), Text(hesitating_story("fault_kind")), NOW)
     assert result.state.node == "confirm"
 
 

@@ -23,6 +23,7 @@ from bot.conversation import Conversation, Outcome
 from bot.followups import Followups
 from bot.storage import DUPLICATE, Case, PlanChange, Refused, Storage
 from bot.telegram import render as tg
+from bot.telegram.acks import transient
 from bot.telegram.delivery import Delivery
 from bot.telegram.sender import Sender, UserBlocked
 from dialogs import engine
@@ -87,9 +88,18 @@ class TelegramShell(Delivery):
         return user.language_code if user else None
 
     async def _seen(self, update: Update) -> bool:
-        """Record an update that is not a dialog turn; True if it was already acted on."""
+        """Record an update that is not a dialog turn; True if it was already acted on and its
+        replies went out (a redelivery of an update whose replies were lost is acted on again)."""
+        return await self._mark(update) == "done"
+
+    async def _mark(self, update: Update) -> str:
+        """"new": first time; "again": acted on, but its replies never went out; "done"."""
         user = update.effective_user
-        return not await self.storage.mark_update(update.update_id, user.id if user else None, self.clock())
+        if await self.storage.mark_update(update.update_id, user.id if user else None, self.clock()):
+            return "new"
+        if user is None or update.update_id <= (await self.storage.ui_state(user.id)).get("done", 0):
+            return "done"
+        return "again"
 
     # ---- every update first -------------------------------------------------------------
 
@@ -156,7 +166,7 @@ class TelegramShell(Delivery):
             return
         outcome = await self.conversation.handle(user_id, Text(text), language_code=language,
                                                  update_id=update.update_id)
-        await self.deliver(update, outcome, answer=_short(text))
+        await self.deliver(update, outcome, answer=_short(text) if outcome.answered else None)
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         word, _, args = update.message.text.partition(" ")
@@ -175,7 +185,14 @@ class TelegramShell(Delivery):
                                         update_id=update.update_id)
             await self.deliver(update, outcome)
             return
-        if await self._seen(update):
+        seen = await self._mark(update)
+        if seen == "done":
+            return
+        if seen == "again" and name in ("start", "new"):
+            # Acted on, its replies lost: the welcome (for /start) and the open question, not a second case.
+            replies = [Reply("welcome", {})] if name == "start" else []
+            await self.deliver(update, Outcome(await conv.locale(user_id, language),
+                                               replies + await conv.open_question(user_id)))
             return
         if name == "start":
             await self.deliver(update, await conv.start(user_id, language_code=language))
@@ -583,6 +600,10 @@ class TelegramShell(Delivery):
             log.info("answerInlineQuery failed: %s", exc)
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if transient(context.error):
+            # The Bot API or the database failing: the update is delivered again (bot.telegram.acks).
+            log.warning("could not finish an update: %s", type(context.error).__name__)
+            return
         log.error("error while handling an update", exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None \
                 or update.effective_chat.type != ChatType.PRIVATE:
