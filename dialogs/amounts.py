@@ -92,6 +92,7 @@ _SUFFIXES = {
     "chf": "CHF", "krw": "KRW", "韩元": "KRW", "韓元": "KRW", "inr": "INR", "rub": "RUB", "卢布": "RUB",
 }
 _GENERIC_SIGNS = {"$", "¥"}
+_GENERIC_UNITS = {"元", "圆", "圓", "块", "塊", "块钱", "塊錢"}
 _MULTIPLIERS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "千": 1000, "百": 100, "k": 1000}
 _BIG_MULTIPLIERS = {"万", "萬", "亿", "億"}
 
@@ -214,6 +215,8 @@ def _currency(m: re.Match) -> tuple[str | None, bool]:
     if pre_code and suf_code and pre_code != suf_code:
         if pre.lower() in _GENERIC_SIGNS:
             return suf_code, True
+        if suf.lower() in _GENERIC_UNITS:       # 新台幣5萬元, 港幣300元: 元 is the unit of any dollar
+            return pre_code, True
         return None, False
     return pre_code or suf_code, True
 
