@@ -5,7 +5,8 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
-from bot.conversation import Conversation, Outcome
+from bot.conversation import Conversation
+from bot.outcome import Outcome
 from bot.storage import Storage
 from dialogs.engine import Command, Press, Text
 from messages import plain, render, render_reply

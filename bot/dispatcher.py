@@ -37,7 +37,7 @@ from apscheduler.triggers.date import DateTrigger
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import Followup, Storage
 from bot.telegram import render as tg
 from bot.telegram.limiter import LOW_PRIORITY, retry_after_seconds
@@ -56,12 +56,12 @@ def _button_group(option: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage, followups: Followups, sender: Sender, *,
+    def __init__(self, storage: Storage, reminders: Reminders, sender: Sender, *,
                  clock: Callable[[], datetime] | None = None, batch_size: int = 100, concurrency: int = 1,
                  retry_base: float = 5.0, retry_max: float = 600.0, max_bad_requests: int = 3,
                  stop_grace: float = 5.0):
         self.storage = storage
-        self.followups = followups
+        self.reminders = reminders
         self.sender = sender
         self.clock = clock or (lambda: datetime.now(UTC))
         self.batch_size = batch_size
@@ -78,7 +78,7 @@ class Dispatcher:
         self._stopping = False
         self._in_flight: set[int] = set()
         self._catch_up: asyncio.Task | None = None
-        followups.listeners.append(self.poke)
+        reminders.listeners.append(self.poke)
 
     # ---- lifecycle (the Application's post_init and post_stop) ------------------------
 
@@ -99,7 +99,7 @@ class Dispatcher:
 
     async def _start_unplanned(self) -> None:
         try:
-            started = await self.followups.start_unplanned()
+            started = await self.reminders.start_unplanned()
         except Exception:
             log.exception("could not start the follow-ups of cases advised before follow-ups existed")
             return
@@ -256,8 +256,8 @@ class Dispatcher:
         if not case.plan:
             return
         now = self.clock()
-        locale = self.followups.locale(user)
-        rendered = render_reply(locale, self.followups.nudge_message(user, case, primary, now))
+        locale = self.reminders.locale(user)
+        rendered = render_reply(locale, self.reminders.nudge_message(user, case, primary, now))
         buttons = [(option, label, tg.nudge_data(case.id, primary.id, option)) for option, label in rendered.buttons]
         try:
             message = await self._send(user.id, rendered.text, tg.flowing_keyboard(buttons, group=_button_group))
@@ -274,7 +274,7 @@ class Dispatcher:
                 # The plan goes on from now, so that nudges never stop silently.
                 await self.storage.followup_failed(
                     [r.id for r in sendable], self.clock(), exc.message,
-                    self.followups.recorder(sendable, self.clock(), failed=exc.message))
+                    self.reminders.recorder(sendable, self.clock(), failed=exc.message))
                 return
             log.info("follow-up %d: %s; retrying", primary.id, exc.message)
             await self._retry(sendable, self._backoff(primary.attempts))
@@ -285,7 +285,7 @@ class Dispatcher:
             return
         replaced = await self.storage.followup_sent(
             [primary.id] + [r.id for r in sendable if r is not primary], message.message_id, self.clock(),
-            self.followups.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
+            self.reminders.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
         for message_id in replaced:
             await self._retire(user.id, message_id)
 

@@ -246,7 +246,8 @@ class StaleTurn(Exception):
     """save_turn: the case moved on since it was read (another instance took a turn meanwhile)."""
 
 
-DUPLICATE = object()     # change_case: the update was acted on already
+class AlreadyDone(Exception):
+    """save_turn, change_case: the update was acted on already; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -496,10 +497,10 @@ class Storage:
     async def save_turn(self, user_id: int, case_id: int, dialog: Mapping[str, Any], events: Iterable[TimelineEvent],
                         now: datetime, *, status: str | None = None, category: str | None = None,
                         confidence: float | None = None, update_id: int | None = None,
-                        change: PlanChange | None = None, read: Mapping[str, Any] | None = None) -> bool:
+                        change: PlanChange | None = None, read: Mapping[str, Any] | None = None) -> None:
         """The outcome of one turn, in one transaction: the dialog position, the slots, the timeline,
         (for Telegram) the update id, and the follow-up plan and nudges it starts (`change`, written
-        after the rest). False, and nothing written, if the update was already done. `read`: the
+        after the rest). AlreadyDone, and nothing written, if the update was already done. `read`: the
         dialog the turn was computed from; if the case holds another one now (a turn of the same
         user on another instance came first), nothing is written and StaleTurn is raised."""
         if status is not None and status not in CASE_STATUSES:
@@ -510,7 +511,7 @@ class Storage:
                     "INSERT INTO processed_updates (update_id, user_id, at) VALUES (?, ?, ?) "
                     "ON CONFLICT(update_id) DO NOTHING", (update_id, user_id, _iso(now)))
                 if cursor.rowcount == 0:
-                    return False
+                    raise AlreadyDone(f"update {update_id}")
             cursor = await self._db.execute(
                 "UPDATE cases SET dialog = ?, slots = ?, status = COALESCE(?, status), "
                 "category = COALESCE(?, category), confidence = COALESCE(?, confidence), updated_at = ? "
@@ -526,7 +527,6 @@ class Storage:
                 [(case_id, _iso(now), e.kind, _dump(dict(e.data))) for e in events])
             if change is not None:
                 await self._apply_change(user_id, case_id, change, now)
-        return True
 
     async def mark_update(self, update_id: int, user_id: int | None, now: datetime) -> bool:
         """Record an update that changes no case; False if it was already processed."""
@@ -663,13 +663,13 @@ class Storage:
         returns (the change, a result for the caller), or None to change nothing. `answered`
         (followup id, answer): the press of a nudge button, accepted only while that nudge's
         keyboard is live (sent, not answered, not replaced by a newer nudge); it is then marked
-        answered. Returns the result, DUPLICATE if `update_id` was acted on already, or raises
+        answered. Returns the result; raises AlreadyDone if `update_id` was acted on already, or
         Refused (nothing written) if the case is not the user's, the nudge is stale, or `decide`
         said no."""
         async with self._transaction(user_id):
             if update_id is not None and await (await self._db.execute(
                     "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,))).fetchone():
-                return DUPLICATE
+                raise AlreadyDone(f"update {update_id}")
             user_row = await (await self._db.execute(
                 f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))).fetchone()
             case_row = await (await self._db.execute(

@@ -28,12 +28,13 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.telegram.handlers import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
+from dialogs.graph import load as load_graph
 from messages import plain, render
 
 log = logging.getLogger("bot.telegram")
@@ -215,17 +216,16 @@ class TelegramBot:
         protect_token(self.config.token)
         self.storage = await Storage.open(self.config.db_path)
         try:
-            conversation = Conversation(self.storage, clock=self.clock)
-            followups = Followups(self.storage, conversation.graph, cadence=self.config.followup,
+            reminders = Reminders(self.storage, load_graph(), cadence=self.config.followup,
                                   quiet_hours=self.config.quiet_hours, clock=self.clock)
-            conversation.followups = followups
+            conversation = Conversation(self.storage, clock=self.clock, reminders=reminders)
             sender = Sender(self.storage, clock=self.clock)
             # Nudges: fewer retries in place (a row is simply retried later), the same bot and limiter.
-            self.dispatcher = Dispatcher(self.storage, followups, Sender(self.storage, attempts=3, clock=self.clock),
+            self.dispatcher = Dispatcher(self.storage, reminders, Sender(self.storage, attempts=3, clock=self.clock),
                                          clock=self.clock)
             self.app = build_application(self.config, self.on_update_done,
                                          post_init=self._post_init, post_stop=self._post_stop)
-            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, followups=followups)
+            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, reminders=reminders)
             shell.register(self.app)
             try:
                 await self.app.initialize()          # getMe: a rejected token raises InvalidToken

@@ -21,6 +21,7 @@ import pytest
 from markupsafe import escape
 
 import messages
+from messages.complaint import render_draft
 from dialogs import complaint as cp
 from dialogs.model import LOCALES
 

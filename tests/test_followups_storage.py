@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from bot.storage import DUPLICATE, MIGRATIONS, PlanChange, Refused, Storage
+from bot.storage import MIGRATIONS, AlreadyDone, PlanChange, Refused, Storage
 from dbs import raw
 from dialogs.model import TimelineEvent
 
@@ -36,11 +36,10 @@ async def storage(db_url):
 async def advised_case(s: Storage, user_id: int, *nudges: N, plan: dict | None = None) -> int:
     await s.ensure_user(user_id, NOW)
     case = await s.create_case(user_id, {"node": "done", "slots": {}}, NOW)
-    saved = await s.save_turn(user_id, case.id, {"node": "done", "slots": {}}, [TimelineEvent("advice", {})], NOW,
+    await s.save_turn(user_id, case.id, {"node": "done", "slots": {}}, [TimelineEvent("advice", {})], NOW,
                               status="advised", category="defect",
                               change=PlanChange(plan=plan or PLAN, events=(TimelineEvent("followup_started", {}),),
                                                 nudges=nudges))
-    assert saved
     return case.id
 
 
@@ -78,7 +77,8 @@ async def test_replacing_cancels_the_live_nudges_in_the_same_transaction(storage
     case = await storage.get_case(1, case_id)
     assert case.status == "escalated" and case.plan["rung"] == "platform"
     # The same update again: nothing.
-    assert await storage.change_case(1, case_id, NOW, decide, update_id=55) is DUPLICATE
+    with pytest.raises(AlreadyDone):
+        await storage.change_case(1, case_id, NOW, decide, update_id=55)
     assert len(await storage.followups(1, case_id, ["pending"])) == 1
     # Someone else's case, or a decision not to change: refused, nothing written.
     await storage.ensure_user(2, NOW)

@@ -437,7 +437,7 @@ async def test_resolved_and_delete_stop_every_nudge(make):
 async def test_a_burst_of_due_nudges_stays_under_the_rate_limit(make):
     h = await make("1h")
     h.emu.enforce_rate_limit(per_second=30)
-    storage, followups_ = h.bot.storage, h.bot.dispatcher.followups
+    storage, reminders = h.bot.storage, h.bot.dispatcher.reminders
     now = h.clock()
     users = [h.emu.user(7000 + i, language_code="zh" if i % 2 else "en") for i in range(45)]
     slots = {"jurisdiction": "UK", "purchase_type": "goods", "merchant": "Some Shop", "payment_method": "debit_card",
@@ -445,7 +445,7 @@ async def test_a_burst_of_due_nudges_stays_under_the_rate_limit(make):
     for user in users:
         await storage.ensure_user(user.id, now)
         case = await storage.create_case(user.id, {"node": "done", "slots": slots}, now)
-        change = followups_.start(await storage.get_user(user.id), case, "non_delivery", now)
+        change = reminders.start(await storage.get_user(user.id), case, "non_delivery", now)
         first = Nudge(now, "regular", {"rung": "seller", "n": 0})      # all due at once
         await storage.save_turn(user.id, case.id, {"node": "done", "slots": slots}, [], now, status="advised",
                                 category="non_delivery", change=PlanChange(plan=change.plan, events=change.events,

@@ -13,7 +13,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application
 
-from bot.conversation import Conversation, Outcome
+from bot.conversation import Conversation
+from bot.outcome import Outcome
 from bot.storage import Storage
 from bot.telegram import render as tg
 from bot.telegram.sender import Sender, UserBlocked
@@ -125,7 +126,7 @@ class Delivery:
         chat_id = update.effective_chat.id
         ui = await self.storage.ui_state(user_id)
         original = dict(ui)
-        if outcome.duplicate:
+        if not outcome.done:
             # Acted on already. If its replies never left (the bot died in between: Telegram then
             # delivers the update again), ask the open question again so the user can go on.
             if update.update_id <= ui.get("done", 0):

@@ -19,14 +19,17 @@ from telegram.ext import (
     InlineQueryHandler, MessageHandler, TypeHandler, filters,
 )
 
-from bot.conversation import Conversation, Outcome
-from bot.followups import Followups
-from bot.storage import DUPLICATE, Case, PlanChange, Refused, Storage
+from bot.conversation import Conversation
+from bot.outcome import Outcome
+from bot.remind_commands import RemindCommands
+from bot.reminders import Reminders
+from bot.storage import AlreadyDone, Case, PlanChange, Refused, Storage
 from bot.telegram import render as tg
 from bot.telegram.delivery import Delivery
 from bot.telegram.sender import Sender, UserBlocked
 from dialogs import engine
-from dialogs.complaint import draft as complaint_draft, needed, recipients, render_draft
+from dialogs.complaint import draft as complaint_draft, needed, recipients
+from messages.complaint import render_draft
 from dialogs.followup import apply_answer
 from dialogs.engine import Command, DialogState, Press, Text
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
@@ -52,9 +55,10 @@ class TelegramShell(Delivery):
     """The handlers: one per kind of update, registered on the Application by `register`."""
 
     def __init__(self, storage: Storage, conversation: Conversation, sender: Sender,
-                 clock: Callable[[], datetime] | None = None, followups: Followups | None = None):
+                 clock: Callable[[], datetime] | None = None, reminders: Reminders | None = None):
         super().__init__(storage, conversation, sender, clock)
-        self.followups = followups
+        self.followups = reminders
+        self.remind_commands = RemindCommands(reminders) if reminders is not None else None
         self.username = ""
         self._pointed: set[int] = set()     # groups given the pointer (memory only: nothing stored)
 
@@ -190,9 +194,9 @@ class TelegramShell(Delivery):
         elif name in ("remind", "timezone") and self.followups is not None:
             locale = await conv.locale(user_id, language)
             if name == "remind":
-                outcome = await self.followups.remind(user_id, locale)
+                outcome = await self.remind_commands.remind(user_id, locale)
             else:
-                outcome = await self.followups.set_timezone(user_id, args, locale)
+                outcome = await self.remind_commands.set_timezone(user_id, args, locale)
             await self.deliver(update, outcome)
         elif name == "language":
             await conv.locale(user_id, language)
@@ -373,7 +377,7 @@ class TelegramShell(Delivery):
         if outcome is None:
             return False
         await self._answer_query(update, None)
-        if outcome.duplicate:
+        if not outcome.done:
             return True
         try:
             if pressed is not None:
@@ -395,7 +399,7 @@ class TelegramShell(Delivery):
         """A /remind button (cadence, pause, resume) for one of the presser's open cases."""
         user_id = update.effective_user.id
         locale = await self.conversation.locale(user_id, self._language(update))
-        outcome = await self.followups.remind_choice(user_id, claim.case_id, claim.option, locale,
+        outcome = await self.remind_commands.remind_choice(user_id, claim.case_id, claim.option, locale,
                                                      update_id=update.update_id)
         if outcome is None:
             return False
@@ -463,10 +467,7 @@ class TelegramShell(Delivery):
 
         user = await self.storage.get_user(user_id)
         now = self.clock()
-        if self.followups is not None:
-            zone = self.followups.zone(user, case)
-        else:
-            zone = self.conversation._zone(user.time_zone if user else None, case)
+        zone = self.conversation.zone(user, case)
         timeline = await self.storage.timeline(user_id, case.id)
         evidence = await self.storage.evidence(user_id, case.id)
         try:
@@ -513,7 +514,7 @@ class TelegramShell(Delivery):
                 plan, events, effects = apply_answer(plan, "escalate", now)
                 events = tuple(TimelineEvent(e.kind, {**e.data, **extra}) for e in events if e.kind == "escalation")
                 effects = tuple(e for e in effects if e.kind != "draft_complaint")
-                change = followups._effects(user, case, plan, effects, now, events)
+                change = followups.plan_change(user, case, plan, effects, now, events)
                 return change, change
             data = {**extra, **({"rung": plan.get("rung"), "path": plan.get("path")} if plan else {})}
             if origin == "n":
@@ -525,9 +526,7 @@ class TelegramShell(Delivery):
 
         try:
             result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id)
-        except Refused:
-            return False
-        if result is DUPLICATE:
+        except (Refused, AlreadyDone):
             return False
         if followups is not None:
             followups.scheduled(result.nudges)
