@@ -61,6 +61,7 @@ class Dispatcher:
                  retry_base: float = 5.0, retry_max: float = 600.0, max_bad_requests: int = 3,
                  stop_grace: float = 5.0):
         self.storage = storage
+        self.queue = storage.queue
         self.reminders = reminders
         self.sender = sender
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -85,7 +86,7 @@ class Dispatcher:
     async def start(self, application: Any) -> None:
         self._bot = application.bot
         self._stopping = False
-        rearmed = await self.storage.rearm_followups(self.clock())
+        rearmed = await self.queue.rearm_followups(self.clock())
         if rearmed:
             log.info("%d follow-up(s) left in flight by the last run are pending again", rearmed)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -133,7 +134,7 @@ class Dispatcher:
                 with contextlib.suppress(BaseException):
                     await worker
         if self._in_flight:
-            await self.storage.release_followups(sorted(self._in_flight), self.clock())
+            await self.queue.release_followups(sorted(self._in_flight), self.clock())
             self._in_flight.clear()
 
     # ---- the timer ----------------------------------------------------------------------
@@ -158,10 +159,10 @@ class Dispatcher:
         await self._arm_from_db()
 
     async def _arm_from_db(self) -> None:
-        earliest = await self.storage.earliest_followup()
+        earliest = await self.queue.earliest_followup()
         if self.scheduler is None or self._stopping:
             return
-        if self.storage.postgres:
+        if self.queue.shared:
             # Other instances poke only themselves: nudges one of them scheduled and did not live to
             # send (or leases it left) are found by looking again at least this often.
             latest = self.clock() + SHARED_LOOK_AGAIN
@@ -190,7 +191,7 @@ class Dispatcher:
             self._again = False
             try:
                 while not self._stopping:
-                    batch = await self.storage.claim_followups(self.clock(), self.batch_size)
+                    batch = await self.queue.claim_followups(self.clock(), self.batch_size)
                     if not batch:
                         break
                     await self._send_batch(batch)
@@ -236,7 +237,7 @@ class Dispatcher:
     async def _retry(self, rows: list[Followup], delay: float) -> None:
         due = self.clock() + timedelta(seconds=delay)
         for row in rows:
-            await self.storage.followup_retry(row.id, due, self.clock())
+            await self.queue.followup_retry(row.id, due, self.clock())
 
     def _backoff(self, attempts: int) -> float:
         return min(self.retry_base * 2 ** max(attempts - 1, 0), self.retry_max)
@@ -245,14 +246,14 @@ class Dispatcher:
         """Nudges of one case due together go out as one message: a deadline nudge if there is
         one (it says everything a regular one says, and the deadline)."""
         primary = next((r for r in rows if r.kind == "deadline"), rows[0])
-        found = await self.storage.followup_to_send(primary.id)
+        found = await self.queue.followup_to_send(primary.id)
         if found is None:
             # Resolved, deleted, blocked or replanned since the claim. Rows still claimed go back to
             # pending: the next claim sends them, or settles them (cancelled, paused) if it must not.
-            await self.storage.release_followups([r.id for r in rows], self.clock())
+            await self.queue.release_followups([r.id for r in rows], self.clock())
             return
         user, case = found
-        sendable = [primary] + [r for r in rows if r is not primary and await self.storage.followup_sendable(r.id)]
+        sendable = [primary] + [r for r in rows if r is not primary and await self.queue.followup_sendable(r.id)]
         if not case.plan:
             return
         now = self.clock()
@@ -272,7 +273,7 @@ class Dispatcher:
             if primary.attempts >= self.max_bad_requests:
                 log.warning("follow-up %d failed for good: %s", primary.id, exc.message)
                 # The plan goes on from now, so that nudges never stop silently.
-                await self.storage.followup_failed(
+                await self.queue.followup_failed(
                     [r.id for r in sendable], self.clock(), exc.message,
                     self.reminders.recorder(sendable, self.clock(), failed=exc.message))
                 return
@@ -283,7 +284,7 @@ class Dispatcher:
             log.info("follow-up %d: network error (%s); retrying later", primary.id, exc.message)
             await self._retry(sendable, self._backoff(primary.attempts))
             return
-        replaced = await self.storage.followup_sent(
+        replaced = await self.queue.followup_sent(
             [primary.id] + [r.id for r in sendable if r is not primary], message.message_id, self.clock(),
             self.reminders.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
         for message_id in replaced:

@@ -160,7 +160,7 @@ class Reminders:
 
     def recorder(self, followups: Sequence[Followup], now: datetime, *, failed: str | None = None
                  ) -> Callable[[User, Case], PlanChange | None]:
-        """For storage.followup_sent: the plan records the nudges sent (or given up on: the cadence
+        """For storage.queue.followup_sent: the plan records the nudges sent (or given up on: the cadence
         goes on, so that nudges never stop silently) and the next ones are planned."""
         def decide(user: User, case: Case) -> PlanChange | None:
             if not case.plan:
@@ -204,7 +204,7 @@ class Reminders:
         """Cases advised before follow-ups existed (no plan): their plans start now. Returns how many."""
         started, after = 0, 0
         while True:
-            cases = await self.storage.unplanned_cases(after, batch)
+            cases = await self.storage.queue.unplanned_cases(after, batch)
             if not cases:
                 return started
             for case in cases:

@@ -110,7 +110,7 @@ async def test_far_nudges_wait_for_their_time_alone_on_sqlite_and_a_minute_at_mo
     await dispatcher.start(FakeApp(FakeBot()))
     (job,) = dispatcher.scheduler.get_jobs()
     wait = job.next_run_time - start
-    if storage.postgres:
+    if storage.backend.shared:
         assert timedelta(seconds=50) < wait <= timedelta(minutes=1, seconds=2)
     else:
         assert timedelta(hours=1, minutes=59) < wait <= timedelta(hours=2, seconds=2)

@@ -35,10 +35,10 @@ async def seed(s: Storage, users: int, per_case: int) -> int:
 async def drain(s: Storage, batch: int) -> list[int]:
     """What one dispatcher does, minus Telegram: claim due rows, record them sent, until none."""
     mine: list[int] = []
-    while claimed := await s.claim_followups(NOW + timedelta(minutes=1), batch):
+    while claimed := await s.queue.claim_followups(NOW + timedelta(minutes=1), batch):
         for f in claimed:
             mine.append(f.id)
-            await s.followup_sent([f.id], f.id, NOW)
+            await s.queue.followup_sent([f.id], f.id, NOW)
     return mine
 
 
@@ -137,13 +137,13 @@ async def test_a_dead_instances_claims_are_taken_over_after_their_lease(db_url, 
     dead, live = await Storage.open(db_url), await Storage.open(db_url)
     try:
         await seed(dead, 2, 1)
-        claimed = await dead.claim_followups(NOW, 10)
+        claimed = await dead.queue.claim_followups(NOW, 10)
         assert len(claimed) == 2
         await dead.close()                                   # died with both in flight
-        assert await live.claim_followups(NOW + timedelta(minutes=1), 10) == []
+        assert await live.queue.claim_followups(NOW + timedelta(minutes=1), 10) == []
         if backend == "postgresql":                          # one process per SQLite file: no leases there
-            later = NOW + live.claim_lease + timedelta(seconds=1)
-            taken = await live.claim_followups(later, 10)
+            later = NOW + live.queue.claim_lease + timedelta(seconds=1)
+            taken = await live.queue.claim_followups(later, 10)
             assert sorted(f.id for f in taken) == sorted(f.id for f in claimed)
             assert all(f.attempts == 2 for f in taken)
     finally:
