@@ -128,7 +128,7 @@ class Driver:
         if step.startswith("type:"):
             user.next_action = ("say", step[5:])
         else:
-            match = [d for d in data if d.startswith("q:") and d.split(":", 3)[3] == step]
+            match = [d for d in data if d.startswith("ask:") and d.split(":", 3)[3] == step]
             if not match:
                 self.errors.append(f"user {user.id}: no button {step!r} for {node!r}: {data}")
                 user.done = True

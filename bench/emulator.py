@@ -25,7 +25,7 @@ def question_of(markup: dict | None) -> tuple[str | None, list[str]]:
             d = button.get("callback_data")
             if d:
                 data.append(d)
-                if node is None and d.startswith("q:"):
+                if node is None and d.startswith("ask:"):
                     node = d.split(":", 3)[2].split("~", 1)[0]
     return node, data
 

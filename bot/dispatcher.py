@@ -40,6 +40,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter
 from bot.reminders import Reminders
 from bot.storage import Followup, Storage
 from bot.telegram import render as tg
+from bot.telegram.callback_data import NudgeAnswer
 from bot.telegram.limiter import LOW_PRIORITY, retry_after_seconds
 from bot.telegram.sender import Sender, UserBlocked
 from messages import render_reply
@@ -259,7 +260,7 @@ class Dispatcher:
         now = self.clock()
         locale = self.reminders.locale(user)
         rendered = render_reply(locale, self.reminders.nudge_message(user, case, primary, now))
-        buttons = [(option, label, tg.nudge_data(case.id, primary.id, option)) for option, label in rendered.buttons]
+        buttons = [(option, label, NudgeAnswer(case.id, primary.id, option).pack()) for option, label in rendered.buttons]
         try:
             message = await self._send(user.id, rendered.text, tg.flowing_keyboard(buttons, group=_button_group))
         except UserBlocked:

@@ -30,7 +30,7 @@ from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
 from bot.reminders import Reminders
 from bot.storage import Storage
-from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.routing import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender

@@ -37,7 +37,7 @@ def question_of(message: dict) -> str | None:
     for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
             data = button.get("callback_data", "")
-            if data.startswith("q:"):
+            if data.startswith("ask:"):
                 return data.split(":", 3)[2]
     return None
 
@@ -51,7 +51,7 @@ def buttons_of(message: dict) -> dict[str, str]:
 def option_data(message: dict, option: str) -> str:
     """The callback data of the button carrying engine option `option`."""
     for data in buttons_of(message).values():
-        if data.startswith("q:") and data.split(":", 3)[3] == option:
+        if data.startswith("ask:") and data.split(":", 3)[3] == option:
             return data
     raise AssertionError(f"no button for option {option!r} in {buttons_of(message)}")
 
