@@ -104,7 +104,7 @@ class Conversation:
         change = None
         if status == "advised" and self.reminders is not None:
             # The end of the intake: the case's reminders start, written with this turn.
-            change = self.reminders.start(user, with_slots(case, result.state.slots, category), category, now)
+            change = self.reminders.start(user, with_slots(case, result.state.slots, category), str(category), now)
         try:
             await self.storage.save_turn(
                 user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,

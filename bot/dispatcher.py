@@ -1,13 +1,13 @@
 """The follow-up dispatcher: sends the nudges that are due.
 
-The database is the source of truth (DESIGN.md, Follow-ups). One APScheduler date job is armed
-at the earliest pending due time; it is moved earlier when a turn schedules an earlier nudge
-(`poke`) and re-armed from the database after each run. A run claims due rows in batches
-(pending -> sending, atomically), sends them one at a time through the application's bot (the
-same limiter as the replies, in its low-priority lane: the nudges take what the replies leave of
-the 30 requests a second) and records each one before the next goes: a crash between a send and
-its record repeats that one nudge, and no other. A million pending nudges are a million rows and
-one job.
+The database is the source of truth (ARCHITECTURE.md; the rows are bot/storage/queue.py's). One
+APScheduler date job is armed at the earliest pending due time; it is moved earlier when a turn
+schedules an earlier nudge (`poke`) and re-armed from the database after each run. A run claims
+due rows in batches (pending -> sending, atomically), sends them one at a time through the
+application's bot (the same limiter as the replies, in its low-priority lane: the nudges take what
+the replies leave of the 30 requests a second) and records each one before the next goes: a crash
+between a send and its record repeats that one nudge, and no other. A million pending nudges are a
+million rows and one job.
 
 - RetryAfter (429) is waited out by the Sender when short, else the row is retried after it.
 - 5xx and network errors: retried by the Sender, then the row is retried later with a growing
@@ -18,7 +18,7 @@ one job.
 - Start-up re-arms rows left `sending` by a crash: at most the nudge in flight then is repeated.
   One process per SQLite file; on PostgreSQL several instances share the rows (claims skip each
   other's locked rows, and a claim is a lease: only a dead instance's rows are re-armed, once
-  the lease is over; see bot/storage.py).
+  the lease is over; see bot/storage/postgres.py).
 - A stop lets the nudge in flight finish and be recorded; the rest of the batch goes back to
   pending at once.
 """
@@ -151,6 +151,8 @@ class Dispatcher:
         # The scheduler runs on the real clock; `due` is on ours (the same, except in tests).
         delay = max((due - self.clock()).total_seconds(), 0.0)
         self._armed = due
+        if self.scheduler is None:
+            return
         self.scheduler.add_job(self._wake, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)), id=JOB_ID,
                                replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=1)
 

@@ -71,6 +71,7 @@ class RemindCommands:
         def decide(user: User, case: Case) -> tuple[PlanChange, Any] | None:
             if case.status in CLOSED_STATUSES or not case.plan:
                 return None
+            plan: Mapping[str, Any]
             if choice in ("pause", "resume"):
                 plan, events, effects = apply_answer(case.plan, choice, now)
                 change = self.reminders.plan_change(user, case, plan, effects, now, events)
@@ -108,8 +109,8 @@ class RemindCommands:
         user = await self.reminders.storage.get_user(user_id)
         now = self.reminders.now()
         if not text.strip():
-            name, source = self.reminders.zone_name(user, case)
-            return Outcome(locale, [Reply("timezone.show", {"zone": name, "source": source,
+            shown, source = self.reminders.zone_name(user, case)
+            return Outcome(locale, [Reply("timezone.show", {"zone": shown, "source": source,
                                                             "local": local_time(now, self.reminders.zone(user, case))})])
         name = parse_zone(text)
         if name is None:

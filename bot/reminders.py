@@ -14,7 +14,9 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from bot.outcome import Outcome
-from bot.storage import CLOSED_STATUSES, AlreadyDone, Case, Followup, PlanChange, Refused, Storage, User
+from bot.storage import (
+    CLOSED_STATUSES, AlreadyDone, Case, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
+)
 from dialogs import engine
 from dialogs.advice import advise
 from dialogs.followup import (
@@ -139,7 +141,7 @@ class Reminders:
         plan, events, effects = start_plan(self.slots(case), category, now)
         return self.plan_change(user, case, plan, effects, now, events)
 
-    def scheduled(self, nudges: Iterable[Nudge] | None) -> None:
+    def scheduled(self, nudges: Iterable[PlannedNudge] | None) -> None:
         """Tell the dispatcher about nudges just written (it wakes up earlier if it must)."""
         dues = [n.due_at for n in nudges or ()]
         if dues:
@@ -153,6 +155,8 @@ class Reminders:
         return (user.language or user.seen_locale or DEFAULT_LOCALE) if user else DEFAULT_LOCALE
 
     def nudge_message(self, user: User, case: Case, followup: Followup, now: datetime) -> Reply:
+        if not case.plan:
+            raise ValueError(f"a nudge of case {case.id}, which has no reminder plan")
         zone = self.zone(user, case)
         nudge = Nudge(followup.due_at, followup.kind, dict(followup.data))
         return nudge_reply({"slots": self.slots(case), "category": case.plan["category"]}, case.plan, nudge,

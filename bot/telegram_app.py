@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from telegram import BotCommand, Update
@@ -169,6 +169,8 @@ class _PerUser(BaseUpdateProcessor):
 
 def build_application(config: Config, done: Callable[[object], None] | None = None, *,
                       post_init: Callable | None = None, post_stop: Callable | None = None) -> Application:
+    if not config.token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
     builder = (ApplicationBuilder()
                .concurrent_updates(_PerUser(done))
                .token(config.token)
@@ -203,6 +205,7 @@ class TelegramBot:
         if not config.token:
             raise ValueError("no token")
         self.config = config
+        self.token: str = config.token
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.on_update_done = on_update_done
@@ -213,7 +216,7 @@ class TelegramBot:
         self._dispatching = False
 
     async def start(self) -> None:
-        protect_token(self.config.token)
+        protect_token(self.token)
         self.storage = await Storage.open(self.config.db_path)
         try:
             reminders = Reminders(self.storage, load_graph(), cadence=self.config.followup,
@@ -234,7 +237,8 @@ class TelegramBot:
                 raise
             shell.bind(self.app)
             # As run_polling does: post_init after initialize(), post_stop after stop().
-            await self.app.post_init(self.app)
+            if self.app.post_init is not None:
+                await self.app.post_init(self.app)
             try:
                 await set_commands(self.app)
             except TelegramError as exc:
@@ -245,23 +249,41 @@ class TelegramBot:
             await self._shutdown()
             raise
 
+    @property
+    def application(self) -> Application:
+        """The Application, once start() has built it."""
+        if self.app is None:
+            raise RuntimeError("the bot is not started")
+        return self.app
+
+    @property
+    def opened_storage(self) -> Storage:
+        """The database, once start() has opened it."""
+        if self.storage is None:
+            raise RuntimeError("the bot is not started")
+        return self.storage
+
     async def _receive(self) -> None:
         """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
-        await self.app.updater.start_polling(timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES)
-        log.info("polling as @%s", self.app.bot.username)
+        updater = self.application.updater
+        if updater is None:
+            raise RuntimeError("the Application was built without an updater")
+        await updater.start_polling(timeout=timedelta(seconds=self.poll_timeout), allowed_updates=Update.ALL_TYPES)
+        log.info("polling as @%s", self.application.bot.username)
 
     async def _stop_receiving(self) -> None:
-        if self.app.updater and self.app.updater.running:
-            await self.app.updater.stop()
+        updater = self.application.updater
+        if updater and updater.running:
+            await updater.stop()
 
     async def _post_init(self, app: Application) -> None:
-        if not self.dispatch_followups:
+        if not self.dispatch_followups or self.dispatcher is None:
             return
         await self.dispatcher.start(app)
         self._dispatching = True
 
     async def _post_stop(self, app: Application) -> None:
-        if self._dispatching:
+        if self._dispatching and self.dispatcher is not None:
             self._dispatching = False
             await self.dispatcher.stop(app)
 
@@ -278,7 +300,8 @@ class TelegramBot:
                 await self._stop_receiving()
                 if self.app.running:
                     await self.app.stop()      # finishes the updates already fetched
-                await self.app.post_stop(self.app)
+                if self.app.post_stop is not None:
+                    await self.app.post_stop(self.app)
         finally:
             await self._close()
 

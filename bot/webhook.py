@@ -72,7 +72,7 @@ class WebhookBot(TelegramBot):
         self.port = sockets[0].getsockname()[1]
         self.accepting = True
         await self._set_webhook()
-        log.info("webhook for @%s at %s, listening on %s:%s%s", self.app.bot.username, self.webhook.url,
+        log.info("webhook for @%s at %s, listening on %s:%s%s", self.application.bot.username, self.webhook.url,
                  self.webhook.listen, self.port, self.webhook.path)
 
     async def _set_webhook(self) -> None:
@@ -80,8 +80,8 @@ class WebhookBot(TelegramBot):
         # deletes it (the other instances, or this one restarted, still need it). Instances
         # starting together may meet Telegram's flood control: the Sender waits and retries.
         try:
-            await Sender(self.storage, attempts=SET_WEBHOOK_ATTEMPTS).call(
-                None, "setWebhook", self.app.bot.set_webhook, url=self.webhook.url,
+            await Sender(self.opened_storage, attempts=SET_WEBHOOK_ATTEMPTS).call(
+                None, "setWebhook", self.application.bot.set_webhook, url=self.webhook.url,
                 secret_token=self.webhook.secret, allowed_updates=Update.ALL_TYPES)
         except BadRequest as exc:
             raise ConfigError(f"the Bot API refused TELEGRAM_WEBHOOK_URL={self.webhook.url}: "
@@ -105,7 +105,8 @@ class WebhookBot(TelegramBot):
         self._in_hand += 1
         self._idle.clear()
         try:
-            await self.app.update_processor.process_update(update, self.app.process_update(update))
+            app = self.application
+            await app.update_processor.process_update(update, app.process_update(update))
         finally:
             self._in_hand -= 1
             if self._in_hand == 0:
@@ -131,7 +132,7 @@ class _UpdateHandler(RequestHandler):
         if not self.bot.accepting:
             return self._answer(503, {"ok": False, "error": "stopping"})
         try:
-            update = Update.de_json(json.loads(self.request.body), self.bot.app.bot)
+            update = Update.de_json(json.loads(self.request.body), self.bot.application.bot)
             if update is None:
                 raise ValueError("null")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:

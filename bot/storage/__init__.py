@@ -15,13 +15,15 @@ The names below are the storage's public face: the rest of bot/ imports them fro
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
-    CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, Evidence, Followup, PlanChange, TimelineEntry, User,
+    CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, Evidence, Followup, PlanChange, PlannedNudge, TimelineEntry,
+    User,
 )
 from bot.storage.schema import MIGRATIONS, TABLES
 from bot.storage.store import Storage
 
 __all__ = [
     "AlreadyDone", "Refused", "StaleTurn", "StorageError", "CLAIM_LEASE", "FollowupQueue", "CASE_STATUSES",
-    "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "TimelineEntry", "User",
+    "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "PlannedNudge", "TimelineEntry",
+    "User",
     "MIGRATIONS", "TABLES", "Storage",
 ]

@@ -61,6 +61,13 @@ class Storage:
     async def schema_version(self) -> int:
         return await self._db.schema_version()
 
+    async def _inserted_id(self, sql: str, args: Sequence[Any]) -> int:
+        """An INSERT ... RETURNING id: the id."""
+        row = await self._db.fetchone(sql, args)
+        if row is None:
+            raise RuntimeError(f"no id returned by {sql.split('(')[0]}")
+        return int(row[0])
+
     # ---- users ------------------------------------------------------------------------
 
     async def ensure_user(self, user_id: int, now: datetime, language: str | None = None,
@@ -97,10 +104,10 @@ class Storage:
     async def create_case(self, user_id: int, dialog: Mapping[str, Any], now: datetime) -> Case:
         """A new case, made the user's active one, in one transaction."""
         async with self._db.transaction(user_id):
-            case_id = (await self._db.fetchone(
+            case_id = await self._inserted_id(
                 "INSERT INTO cases (user_id, status, slots, dialog, created_at, updated_at) "
                 "VALUES (?, 'intake', ?, ?, ?, ?) RETURNING id",
-                (user_id, dump(dialog.get("slots") or {}), dump(dialog), iso(now), iso(now))))[0]
+                (user_id, dump(dialog.get("slots") or {}), dump(dialog), iso(now), iso(now)))
             await self._db.execute(
                 "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, 'opened', '{}')", (case_id, iso(now)))
             await self._set_active(user_id, case_id, now)
@@ -236,9 +243,9 @@ class Storage:
                 "SELECT 1 FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))
             if not owned:
                 raise LookupError(f"case {case_id} of user {user_id} does not exist")
-            evidence_id = (await self._db.fetchone(
+            evidence_id = await self._inserted_id(
                 "INSERT INTO evidence (case_id, kind, file_id, text, at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (case_id, kind, file_id, text, iso(now))))[0]
+                (case_id, kind, file_id, text, iso(now)))
             await self._db.execute(
                 "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, 'evidence', ?)",
                 (case_id, iso(now), dump({"kind": kind, "file_id": file_id, "text": text})))
@@ -304,7 +311,8 @@ class Storage:
     async def followups(self, user_id: int, case_id: int | None = None,
                         states: Sequence[str] | None = None) -> list[Followup]:
         """The user's follow-up rows (of one case, in some states), by due time."""
-        sql, args = f"SELECT {FOLLOWUP_COLUMNS} FROM followups WHERE user_id = ?", [user_id]
+        sql = f"SELECT {FOLLOWUP_COLUMNS} FROM followups WHERE user_id = ?"
+        args: list[Any] = [user_id]
         if case_id is not None:
             sql += " AND case_id = ?"
             args.append(case_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Awaitable, Callable
 
-from telegram import Message, Update, User as TelegramUser
+from telegram import Message, Update
 from telegram.error import TelegramError
 
 from bot.conversation import Conversation
@@ -19,8 +19,11 @@ from bot.storage import Storage
 from bot.telegram.callback_data import CallbackData
 from bot.telegram.delivery import Delivery
 from bot.telegram.sender import Sender, UserBlocked
+from bot.telegram.updates import chat_id_of, language_of, sender_of
 
 log = logging.getLogger(__name__)
+__all__ = ["Services", "CommandFn", "ButtonFn", "seen", "answer_query", "locale_of", "sender_of", "chat_id_of",
+           "language_of"]
 
 # A command's handler: the update and the text after the command.
 CommandFn = Callable[[Update, str], Awaitable[None]]
@@ -39,27 +42,6 @@ class Services:
     reminders: Reminders | None           # None: no reminders (the /remind and nudge buttons answer stale)
     remind_commands: RemindCommands | None
     escalation: Escalation
-
-
-def sender_of(update: Update) -> TelegramUser:
-    """The user an update is from (private chats only reach the handlers: there is always one)."""
-    user = update.effective_user
-    if user is None:
-        raise ValueError(f"update {update.update_id} has no user")
-    return user
-
-
-def chat_id_of(update: Update) -> int:
-    chat = update.effective_chat
-    if chat is None:
-        raise ValueError(f"update {update.update_id} has no chat")
-    return chat.id
-
-
-def language_of(update: Update) -> str | None:
-    """The language the user's Telegram app reports."""
-    user = update.effective_user
-    return user.language_code if user else None
 
 
 async def seen(services: Services, update: Update) -> bool:

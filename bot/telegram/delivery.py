@@ -18,6 +18,7 @@ from bot.outcome import Outcome
 from bot.storage import Storage
 from bot.telegram import callback_data, render as tg
 from bot.telegram.sender import Sender, UserBlocked
+from bot.telegram.updates import chat_id_of, sender_of
 from messages import render, render_reply
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,8 @@ class Delivery:
         """Send an outcome to the user's private chat. The keyboard sent before is retired when the
         user answered (`answer`: what they typed or pressed) or when a new keyboard replaces it;
         a pending /delete confirmation goes with it. `remember` is stored in ui_state afterwards."""
-        user_id = update.effective_user.id
-        chat_id = update.effective_chat.id
+        user_id = sender_of(update).id
+        chat_id = chat_id_of(update)
         ui = await self.storage.ui_state(user_id)
         original = dict(ui)
         if not outcome.done:
