@@ -160,6 +160,10 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         out.append(("engine step p50 / p99", f"{eng['p50_ms']:.3f} / {eng['p99_ms']:.3f} ms", "", "", ""))
         out.append(("classifier narratives/s", _num(_get(results, "classifier", "narratives_per_s")),
                     "", "", ""))
+        p99 = _get(results, "classifier", "p99_ms")
+        if p99 is not None:
+            out.append(("classifier per story p50 / p99", f"{_get(results, 'classifier', 'p50_ms'):.3f} / {p99:.3f} ms",
+                        "", "", "p99 <= 2 ms"))
     e2e = results.get("e2e")
     if isinstance(e2e, dict) and "ours" in e2e:
         for mode, title in (("capacity", "bot's own limiter off"), ("shipped", "as shipped, 30 requests/s limiter")):

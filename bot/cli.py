@@ -1,5 +1,6 @@
 """`refund-advisor`: run the bot (polling or webhook), check its database, chat in a terminal, print the
-intake graph, classify narratives, migrate a database, copy one database into another."""
+intake graph, classify narratives, train and measure the story classifier, migrate a database, copy one
+database into another."""
 from __future__ import annotations
 
 import argparse
@@ -75,12 +76,53 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("graph", help="print the intake state graph as Mermaid",
                    description="Print the intake graph (questions and the conditions between them) as a "
                                "Mermaid flowchart.")
+    facts = sub.add_parser(
+        "facts", help="list every fact the advice shows, with its official source and checked date",
+        description="List every legal number, deadline, phone number, authority and citation the advice "
+                    "and the letters rely on (dialogs/rules/facts.yaml): its official citation and address, "
+                    "what was read to check it and when, where it is used, and why it needs re-checking "
+                    "(checked over a year before --as-of, a rule that changes such as a platform policy, "
+                    "or not verified).")
+    facts.add_argument("--flagged", action="store_true", help="only the facts that need re-checking")
+    facts.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge the age of checks on this day (default today)")
+    facts.add_argument("--json", action="store_true", help="one JSON object a line instead of text")
     sub.add_parser("classify", help="classify narratives read on stdin, one JSON line each",
                    description="Read narratives on stdin, one per line (plain text, or JSON with a `text` "
                                "field and optional `slots`), and print one JSON line each with category, "
                                "confidence and signals.")
+    _classifier_commands(sub)
     _database_commands(sub, db_flag)
     return parser
+
+
+def _classifier_commands(sub: Any) -> None:
+    train = sub.add_parser(
+        "train", help="fit the story classifier on the corpus and write its weights",
+        description="Fit the learned story classifier on the training split of the corpus (a checkout's "
+                    "corpus/narratives.jsonl; format in corpus/README.md), write its weights "
+                    "(dialogs/ngram_model.json) and the held-out figures (corpus/figures.json), and print "
+                    "them. Needs the train extra: pip install -e '.[train]'. The same corpus always gives "
+                    "the same weights.")
+    train.add_argument("--corpus", metavar="FILE", help="the labelled corpus (default corpus/narratives.jsonl)")
+    train.add_argument("--out", metavar="FILE", help="where to write the weights (default dialogs/ngram_model.json)")
+    evaluate = sub.add_parser(
+        "eval", help="measure the story classifier on labelled stories",
+        description="Classify every story of FILE (JSON lines with `text` and `label`, as in corpus/README.md) "
+                    "as if told in one message, and print per-category precision, recall and F1, the "
+                    "withdrawal-scam recall and precision, how often the story alone answers the problem "
+                    "question and how often rightly, and the confusion matrix. On the repository's corpus "
+                    "only its held-out texts are used, unless --split says otherwise.")
+    evaluate.add_argument("file", metavar="FILE", help="labelled stories, one JSON object a line")
+    evaluate.add_argument("--mode", choices=("both", "rules", "model", "all"), default="both",
+                          help="the phrase rules alone, the learned model alone, or both combined as the "
+                               "advisor does (default); all: a table of the three")
+    evaluate.add_argument("--split", choices=("auto", "all", "held-out", "train"), default="auto",
+                          help="which texts to use: auto (default) is held-out for the repository's corpus, "
+                               "all for any other file")
+    evaluate.add_argument("--cv", metavar="K", type=int,
+                          help="instead: K-fold cross-validation on the training split, retraining each "
+                               "fold (needs the train extra)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _database_commands(sub: Any, db_flag: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -128,6 +170,23 @@ def _health(db: str | None) -> int:
     return code
 
 
+def _facts(flagged: bool, as_of: str | None, as_json: bool) -> int:
+    from datetime import date
+
+    from dialogs.factsheet import entries, render_text
+    try:
+        day = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        return _fail(f"--as-of: not a date (YYYY-MM-DD): {as_of!r}")
+    items = [e for e in entries(day) if e.flags or not flagged]
+    if as_json:
+        for e in items:
+            sys.stdout.write(json.dumps(e.as_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(items))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -135,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             from dialogs.graph import load, mermaid
             sys.stdout.write(mermaid(load()))
             return 0
+        if args.command == "facts":
+            return _facts(args.flagged, args.as_of, args.json)
         if args.command == "classify":
             from dialogs.classifier import classify_lines
             for result in classify_lines(sys.stdin):
                 sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
             return 0
+        if args.command in ("train", "eval"):
+            from bot.train_cli import run
+            return run(args)
         if args.command == "copy-db":
             from bot.storage.copydb import copy_db
             asyncio.run(copy_db(parse_db(args.source, "FROM"), parse_db(args.target, "TO"), sys.stdout))

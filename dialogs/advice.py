@@ -2,7 +2,8 @@
 
 The rules live in `dialogs/rules/`:
 
-- `facts.yaml`      sourced legal facts (ids shared with `../shared/facts/refund-facts.yaml`);
+- `facts.yaml`      sourced legal facts (ids shared with `../shared/facts/refund-facts.yaml`),
+                    each with its official citation (`cite`), `url`, `via` and `checked` date;
 - `advice.yaml`     warnings, next steps and evidence items, each with a `when` condition,
                     an `order` (the escalation ladder) and the fact ids it relies on;
 - `deadlines.yaml`  deadlines counted from the user's own dates, each with its facts.
@@ -17,13 +18,17 @@ Every field is optional; a missing field means "any". All fields given must matc
     category, jurisdiction, payment_method, purchase_type, problem, seller_answer:
         a list of allowed values; `null` in the list matches a missing slot.
     contacted:      [true] or [false]. Unknown counts as false unless a contact_date is given.
-    fraud, digital: [true] or [false]: flags derived from the `derived:` conditions
+    fraud, digital, gambling:
+                    [true] or [false]: flags derived from the `derived:` conditions
                     at the top of advice.yaml (so a rule says `fraud: [false]` once,
                     not the whole fraud condition again).
     merchant_any:   words looked for in the merchant name and the user's story
                     (case-insensitive; latin words must stand alone: "jd" matches
                     "JD.com" but not "jdsports").
     missing:        slot names that must be absent or empty.
+    amount_over:    {CURRENCY: N}: holds unless the amount is known, in that currency, and is
+                    N or less (`amount_over: {GBP: 100}`: section 75 is not offered for a known
+                    £100 purchase, but is for an unknown amount).
     present:        slot names that must be given.
     any:            a list of `when` maps; at least one must match.
     not:            a map of the same fields; if ANY one of its fields matches,
@@ -34,9 +39,15 @@ The jurisdiction of a case without one is "OTHER".
 
 A deadline rule
 ---------------
-    {id, facts, when, from: purchase_date|problem_date|contact_date,
+    {id, facts, when, from: purchase_date|problem_date|contact_date|statement_date|expected_date,
      add: {days: N} | {months: N} | {working_days: N} | {hours: N},
-     start: same_day|day_after, action: message key, estimate: true (optional)}
+     start: same_day|day_after, action: message key, estimate: true (optional),
+     met_by: contact_date (optional), safe: true (optional)}
+
+`met_by: contact_date`: a first contact on or before the deadline met it (a return or withdrawal
+asked for in time): the deadline is shown as met, with the message `deadline.<id>.met`, and never
+as passed. `safe: true`: the law counts from a later day we were not told (a statement date), so
+the date shown is the earliest the period can end: act by it and you are in time.
 
 `start: day_after` means the period begins the day after the user's date (the usual
 way a "7 days from receipt" period is counted): 7 days from 10 Nov end on 17 Nov.
@@ -60,7 +71,7 @@ from dialogs.yamlfile import read_yaml
 
 RULES_DIR = Path(__file__).parent / "rules"
 DISCLAIMER_KEY = "disclaimer"
-BASES = ("purchase_date", "problem_date", "contact_date")
+BASES = ("purchase_date", "problem_date", "contact_date", "statement_date", "expected_date")
 STARTS = ("same_day", "day_after")
 ADD_UNITS = ("days", "months", "working_days", "hours")
 _KINDS = ("warnings", "steps", "evidence")
@@ -75,6 +86,7 @@ class Deadline:
     basis: str                # "purchase_date" | "problem_date" | "contact_date"
     facts: tuple[str, ...]    # fact ids from facts.yaml
     days_left: int            # (date - today).days; negative = passed
+    met: bool = False         # the user's first contact (contact_date) fell within the period
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,11 @@ class Advice:
                 "date": d.date.isoformat(),
                 "basis": d.basis,
                 "days_left": d.days_left,
-                "passed": d.days_left < 0,
+                "passed": d.days_left < 0 and not d.met,
+                "met": d.met,
+                "met_key": f"deadline.{d.id}.met" if d.met else None,
                 "estimate": bool(rule and rule.estimate),
+                "safe": bool(rule and rule.safe),
                 "facts": list(d.facts),
                 "sources": _sources(d.facts),
             })
@@ -115,7 +130,7 @@ class Advice:
             "deadlines": deadlines,
             "evidence": list(self.evidence),
             "facts": list(self.facts),
-            "sources": {f: source_text(f) for f in self.facts if f in rules.facts},
+            "sources": {f: citation(f) for f in self.facts if f in rules.facts},
             "disclaimer": DISCLAIMER_KEY,
         }
 
@@ -143,12 +158,13 @@ class _DeadlineRule:
     action: str
     estimate: bool
     test: Test = field(compare=False, repr=False, default=None)   # `when`, compiled
+    met_by: str | None = None
+    safe: bool = False
 
 
 @dataclass(frozen=True)
 class _Rules:
     facts: Mapping[str, Mapping[str, Any]]
-    source_names: Mapping[str, str]
     derived: Mapping[str, Any]
     entries: tuple[_Entry, ...]
     deadlines: tuple[_DeadlineRule, ...]
@@ -187,6 +203,15 @@ def _rules() -> _Rules:
             problems.append(f"facts.yaml: fact {fid!r} defined twice")
         if not str(fact.get("source") or "").strip():
             problems.append(f"facts.yaml: fact {fid!r} has no source")
+        cite = fact.get("cite")
+        if not (isinstance(cite, Mapping) and all(str(cite.get(loc) or "").strip() for loc in ("en", "zh"))):
+            problems.append(f"facts.yaml: fact {fid!r} has no official citation (cite: {{en, zh}})")
+        if not str(fact.get("url") or "").startswith("https://"):
+            problems.append(f"facts.yaml: fact {fid!r} has no official https url")
+        if not _is_date(fact.get("checked")):
+            problems.append(f"facts.yaml: fact {fid!r} has no checked date")
+        if not str(fact.get("via") or "").strip():
+            problems.append(f"facts.yaml: fact {fid!r} does not say what was read (via)")
         facts[fid] = fact
 
     advice_doc = load_rules_yaml("advice.yaml")
@@ -239,7 +264,7 @@ def _rules() -> _Rules:
         rid = str(raw["id"])
         where = f"deadlines.yaml: {rid!r}"
         for name in raw:
-            if name not in ("id", "facts", "when", "from", "add", "start", "action", "estimate"):
+            if name not in ("id", "facts", "when", "from", "add", "start", "action", "estimate", "met_by", "safe"):
                 problems.append(f"{where}: unknown field {name!r}")
         if rid in by_id:
             problems.append(f"{where}: id defined twice")
@@ -263,13 +288,16 @@ def _rules() -> _Rules:
         action = str(raw.get("action") or "")
         if action != f"deadline.{rid}.action":
             problems.append(f"{where}: action must be the message key 'deadline.{rid}.action'")
+        met_by = raw.get("met_by")
+        if met_by not in (None, "contact_date"):
+            problems.append(f"{where}: met_by must be contact_date, not {met_by!r}")
         rule = _DeadlineRule(rid, rule_facts, when, str(basis), dict(add), str(start), action,
-                             bool(raw.get("estimate", False)), compile_when(when))
+                             bool(raw.get("estimate", False)), compile_when(when),
+                             met_by, bool(raw.get("safe", False)))
         deadlines.append(rule)
         by_id[rid] = rule
 
-    source_names = {str(k): str(v) for k, v in (facts_doc.get("source_names") or {}).items()}
-    return _Rules(facts, source_names, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems),
+    return _Rules(facts, derived, tuple(entries), tuple(deadlines), by_id, tuple(problems),
                   {flag: _compiled_list(conds) for flag, conds in derived.items()}, EntryGates(entries))
 
 
@@ -353,6 +381,8 @@ def message_keys() -> set[str]:
     keys = {e.key for e in rules.entries} | {DISCLAIMER_KEY}
     for d in rules.deadlines:
         keys |= {f"deadline.{d.id}", d.action}
+        if d.met_by:
+            keys.add(f"deadline.{d.id}.met")
     return keys
 
 
@@ -368,23 +398,36 @@ def facts() -> Mapping[str, Mapping[str, Any]]:
     return _rules().facts
 
 
-def source_text(fact_id: str) -> str:
-    """The `source` of a fact as shown to users: a source key of the fact sheet at its
-    start ("CPRL art.25") is replaced by the law's name ("《消费者权益保护法》 art.25")."""
-    rules = _rules()
-    src = str(rules.facts.get(fact_id, {}).get("source") or "").strip()
-    head, sep, rest = src.partition(" ")
-    if head in rules.source_names:
-        return rules.source_names[head] + (sep + rest if rest else "")
-    return src
+def _is_date(value: Any) -> bool:
+    if isinstance(value, date):
+        return True
+    try:
+        date.fromisoformat(str(value))
+        return True
+    except ValueError:
+        return False
 
 
-def _sources(fact_ids: Iterable[str]) -> list[str]:
-    out: list[str] = []
+def citation(fact_id: str) -> dict[str, str]:
+    """How a fact's source is shown to users: its official citation in each locale and the
+    official address ({"en", "zh", "url"}). Research notes (`source`, `via`) are never shown."""
+    fact = _rules().facts.get(fact_id, {})
+    cite = fact.get("cite") or {}
+    return {"en": str(cite.get("en") or ""), "zh": str(cite.get("zh") or ""), "url": str(fact.get("url") or "")}
+
+
+def source_text(fact_id: str, locale: str = "en") -> str:
+    """A fact's citation as one line of text: the citation, then the official address."""
+    c = citation(fact_id)
+    return " ".join(part for part in (c.get(locale) or c["en"], c["url"]) if part)
+
+
+def _sources(fact_ids: Iterable[str]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
     for f in fact_ids:
-        src = source_text(f)
-        if src and src not in out:
-            out.append(src)
+        c = citation(f)
+        if (c["en"] or c["url"]) and c not in out:
+            out.append(c)
     return out
 
 
@@ -473,7 +516,11 @@ def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
         if basis_date is None:
             continue
         end = deadline_date(basis_date, rule.add, rule.start)
-        deadlines.append(Deadline(rule.id, end, rule.basis, rule.facts, (end - today).days))
+        met = False
+        if rule.met_by:
+            asked = parse_date(case.get(rule.met_by))
+            met = asked is not None and basis_date <= asked <= end
+        deadlines.append(Deadline(rule.id, end, rule.basis, rule.facts, (end - today).days, met))
     deadlines.sort(key=lambda d: (d.date, d.id))
 
     all_facts: dict[str, None] = {}   # in order of first use

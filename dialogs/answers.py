@@ -36,14 +36,16 @@ def match_words(text: str, words: Iterable[str], normalized: bool = False) -> bo
     return bool(norm) and norm in _word_set(tuple(words))
 
 
-def match_choice(node: Node, text: str, normalized: bool = False) -> str | None:
-    """The option a typed answer means: its number, one of its words, or one unambiguous phrase."""
+def match_choice(node: Node, text: str, normalized: bool = False, order: tuple[str, ...] | None = None) -> str | None:
+    """The option a typed answer means: its number (in `order`, the options as shown), one of its
+    words, or one unambiguous phrase."""
     norm = text if normalized else normalize(text)
     if not norm:
         return None
+    shown = order or node.index.ids
     number = norm.rstrip(".)")
-    if number.isdigit() and 1 <= int(number) <= len(node.options):
-        return node.options[int(number) - 1].id
+    if number.isdigit() and 1 <= int(number) <= len(shown):
+        return shown[int(number) - 1]
     option = node.index.words.get(norm)
     if option is not None:
         return option

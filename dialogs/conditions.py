@@ -17,6 +17,7 @@ from dialogs.model import CATEGORIES, JURISDICTIONS, PAYMENT_METHODS, PROBLEMS, 
 SLOT_NAMES = (
     "jurisdiction", "purchase_type", "merchant", "payment_method", "amount", "purchase_date",
     "problem", "problem_date", "contacted", "contact_date", "seller_answer", "story",
+    "statement_date", "expected_date",
 )
 VALUES: dict[str, tuple[Any, ...]] = {
     "category": CATEGORIES,
@@ -27,8 +28,8 @@ VALUES: dict[str, tuple[Any, ...]] = {
     "seller_answer": SELLER_ANSWERS,
     "contacted": (True, False),
 }
-FLAGS = ("fraud", "digital")
-WHEN_FIELDS = set(VALUES) | set(FLAGS) | {"merchant_any", "missing", "present", "any", "not"}
+FLAGS = ("fraud", "digital", "gambling")
+WHEN_FIELDS = set(VALUES) | set(FLAGS) | {"merchant_any", "missing", "present", "any", "not", "amount_over"}
 _EMPTY = (None, "", {}, [])
 
 Test = Callable[[Mapping[str, Any]], bool]
@@ -45,6 +46,11 @@ def check_when(when: Any, where: str, allow_flags: bool = True) -> list[str]:
             continue
         if field == "not":
             problems.extend(check_when(allowed, f"{where} (not)", allow_flags))
+            continue
+        if field == "amount_over":
+            if not (isinstance(allowed, Mapping) and allowed
+                    and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in allowed.items())):
+                problems.append(f"{where}: amount_over must map currencies to numbers")
             continue
         if field == "any":
             if not isinstance(allowed, list) or not allowed:
@@ -106,7 +112,23 @@ def _mentions(case: Mapping[str, Any], words: Iterable[str]) -> bool:
     return False
 
 
+def _amount_over(limits: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
+    """False only when the case's amount is known, in a currency of `limits`, and not over it."""
+    amount = case.get("amount")
+    if not isinstance(amount, Mapping):
+        return True
+    limit = limits.get(str(amount.get("currency") or ""))
+    if limit is None:
+        return True
+    try:
+        return float(str(amount.get("value"))) > float(limit)
+    except (TypeError, ValueError):
+        return True
+
+
 def _field_matches(field: str, allowed: Any, case: Mapping[str, Any]) -> bool:
+    if field == "amount_over":
+        return _amount_over(allowed, case)
     if field == "any":
         return any(matches(sub, case) for sub in allowed)
     if field == "not":
@@ -158,7 +180,7 @@ def compile_when(when: Mapping[str, Any]) -> Test:
     return all_hold
 
 
-_SPECIAL = ("any", "not", "merchant_any", "missing", "present")
+_SPECIAL = ("any", "not", "merchant_any", "missing", "present", "amount_over")
 
 
 def _matches_as_read(when: Mapping[str, Any], case: Mapping[str, Any]) -> bool:
@@ -170,6 +192,8 @@ def _always(case: Mapping[str, Any]) -> bool:
 
 
 def _compile_field(field: str, allowed: Any) -> Test:
+    if field == "amount_over":
+        return partial(_amount_over, dict(allowed))
     if field == "any":
         subs = tuple(compile_when(sub) for sub in allowed)
         return lambda case: any(sub(case) for sub in subs)

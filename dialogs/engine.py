@@ -10,15 +10,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from dialogs import extract
 from dialogs.amounts import parse_amount
 from dialogs.answers import clean, match_choice, match_words, match_yesno, normalize
+from dialogs.classifier import Classification, classify
 from dialogs.dates import parse_date
 from dialogs.graph import Graph, Node, load
-from dialogs.model import Button, Effect, Reply, TimelineEvent
-from dialogs.verdict import verdict
+from dialogs.model import CATEGORIES, Button, Effect, Reply, TimelineEvent
+from dialogs.verdict import CATEGORY_CHOICE, verdict
 
 CURRENCY_OF = {"CN": "CNY", "UK": "GBP", "EU": "EUR", "US": "USD"}
 MERCHANT_MAX = 120          # a longer answer to "who sold it" is a story, not a name
@@ -26,6 +27,7 @@ STORY_WORTHY = 12           # an unmatched answer this long is kept as part of t
 MINE_FROM = 16              # an answer this long is also read for the other questions it answers
 _CJK = re.compile(r"[\u3400-\u9fff]")
 BACK, SKIP, RESUME, NEW, CONFIRM, EDIT, CANCEL_EDIT = "_back", "_skip", "_resume", "_new", "_yes", "_edit", "_cancel"
+NOT_MY_SITUATION, CATEGORY_PREFIX = "_recat", "cat."   # under the advice: "That's not my situation"
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -61,17 +63,21 @@ class DialogState:
     skipped: tuple[str, ...] = ()
     pending: Mapping[str, Any] | None = None   # a sub-question: ambiguous date, edit menu
     paused: bool = False
+    # Slots the story filled in, not the user's own answers to their questions: the classifier
+    # reads the story itself and does not count these a second time.
+    filled: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"node": self.node, "slots": dict(self.slots), "history": list(self.history),
                 "skipped": list(self.skipped), "pending": dict(self.pending) if self.pending else None,
-                "paused": self.paused}
+                "paused": self.paused, "filled": list(self.filled)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DialogState":
         return cls(node=data["node"], slots=dict(data.get("slots") or {}),
                    history=tuple(data.get("history") or ()), skipped=tuple(data.get("skipped") or ()),
-                   pending=data.get("pending"), paused=bool(data.get("paused")))
+                   pending=data.get("pending"), paused=bool(data.get("paused")),
+                   filled=tuple(data.get("filled") or ()))
 
 
 def _with(state: DialogState, **changes: Any) -> DialogState:
@@ -107,6 +113,8 @@ def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
         if node.slot:
             path.append(node)
         node_id = node.next_node(slots)
+    # The clarifying questions are reached from the classifier, not by an edge: answered, they count.
+    path.extend(nodes[n] for n in graph.clarify.nodes if nodes[n].slot in slots and nodes[n] not in path)
     return path
 
 
@@ -131,7 +139,26 @@ def _advance(graph: Graph, state: DialogState, from_node: Node) -> DialogState:
     node_id = from_node.next_node(state.slots)
     while node_id and nodes[node_id].slot and _answered(state, nodes[node_id]):
         node_id = nodes[node_id].next_node(state.slots)
+    if node_id and nodes[node_id].type == "confirm":
+        node_id = _clarifying_question(graph, state) or node_id
     return _with(state, node=node_id or from_node.id, history=state.history + (from_node.id,), pending=None)
+
+
+def classification(graph: Graph, state: DialogState) -> Classification:
+    """What the classifier makes of the case so far (the answers on the path and the story)."""
+    slots = active_slots(graph, state.slots)
+    return classify(slots, str(slots.get("story") or ""), ignore=state.filled)
+
+
+def _clarifying_question(graph: Graph, state: DialogState) -> str | None:
+    """The question that tells apart the two situations the classifier hesitates between, if it
+    does and one is declared for them (intake.yaml `clarify`), at most `max` in an intake."""
+    clarify = graph.clarify
+    asked = sum(1 for n in clarify.nodes if _answered(state, graph[n]))
+    if not clarify.pairs or asked >= clarify.max_questions or state.slots.get(CATEGORY_CHOICE):
+        return None
+    node_id = clarify.question_for(classification(graph, state).ranked())
+    return node_id if node_id and not _answered(state, graph[node_id]) else None
 
 
 def _with_currency(state: DialogState) -> DialogState:
@@ -149,11 +176,23 @@ def _with_currency(state: DialogState) -> DialogState:
 _SKIP_BUTTON, _BACK_BUTTON = Button(SKIP, "btn.skip"), Button(BACK, "btn.back")
 _YESNO_BUTTONS = (Button("yes", "btn.yes"), Button("no", "btn.no"))
 _DATE_BUTTONS = (Button("today", "btn.today"), Button("yesterday", "btn.yesterday"))
+_CATEGORY_BUTTONS = tuple(Button(CATEGORY_PREFIX + c, f"category.{c}") for c in CATEGORIES) + \
+    (Button(CANCEL_EDIT, "btn.keep_category"),)
 
 
 @lru_cache(maxsize=256)
 def _option_buttons(slot: str | None, option_ids: tuple[str, ...]) -> tuple[Button, ...]:
     return tuple(Button(oid, f"opt.{slot}.{oid}") for oid in option_ids)
+
+
+def option_order(graph: Graph, node: Node, state: DialogState) -> tuple[str, ...]:
+    """A choice question's options as shown: declared order, or for a `ranked` question with a
+    story to read, the most likely first (by the classifier; a typed number counts in this order)."""
+    if not node.ranked or not state.slots.get("story"):
+        return node.index.ids
+    likely = {option.category: option.id for option in node.options if option.category}
+    first = [likely[c] for c, _ in classification(graph, state).ranked() if c in likely]
+    return tuple(first + [oid for oid in node.index.ids if oid not in first])
 
 
 def _controls(graph: Graph, state: DialogState, node: Node) -> tuple[Button, ...]:
@@ -171,6 +210,8 @@ def ask(graph: Graph, state: DialogState) -> Reply:
     if state.pending and state.pending.get("kind") == "edit_menu":
         buttons = tuple(Button(n.id, f"field.{n.slot}") for n in active_nodes(graph, state.slots))
         return Reply("q.edit_menu", {}, buttons + (Button(CANCEL_EDIT, "btn.cancel_edit"),))
+    if state.pending and state.pending.get("kind") == "category_menu":
+        return Reply("q.category_menu", {}, _CATEGORY_BUTTONS)
     if node.type == "end":
         return Reply("case_done", {})
     if node.type == "confirm":
@@ -181,7 +222,7 @@ def ask(graph: Graph, state: DialogState) -> Reply:
         context["current"] = {"slot": node.slot, "type": node.type, "value": state.slots[node.slot]}
     buttons: tuple[Button, ...] = ()
     if node.type == "choice":
-        buttons = _option_buttons(node.slot, node.index.ids)
+        buttons = _option_buttons(node.slot, option_order(graph, node, state))
     elif node.type == "yesno":
         buttons = _YESNO_BUTTONS
     elif node.type == "date":
@@ -225,7 +266,7 @@ def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: da
         return _Parsed(error="stale")
     text = event.text
     if node.type == "choice":
-        option = match_choice(node, norm, normalized=True)
+        option = match_choice(node, norm, normalized=True, order=option_order(graph, node, state))
         return _Parsed(value=option, ok=True) if option else _Parsed(error="err.choice")
     if node.type == "yesno":
         answer = match_yesno(graph.yesno, norm, normalized=True)
@@ -257,19 +298,34 @@ def _tells_more(text: str) -> bool:
 
 
 def _with_story(state: DialogState, text: str) -> DialogState:
-    story = state.slots.get("story")
     slots = dict(state.slots)
-    slots["story"] = f"{story}\n\n{text}" if story else text
+    slots["story"] = _joined(state.slots.get("story"), text)
     return _with(state, slots=slots)
 
 
 def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[DialogState, dict[str, Any]]:
-    """The state with what the text tells added to unanswered slots, and what was added."""
+    """The state with what the text tells added to unanswered slots, and what was added. The
+    questions read by the classifier are answered only when it is sure of the whole story."""
     found = extract.mine(graph, text, today)
     found = {k: v for k, v in found.items() if _valid_mined(graph, state, k, v, found)}
     merged = extract.merge(state.slots, found, frozenset(state.skipped))
+    from_story = set(state.filled) | set(found)
+    story = _joined(state.slots.get("story"), text)
+    for node in graph.nodes.values():
+        if node.from_story == "classifier" and node.slot not in merged and node.slot not in state.skipped:
+            option = extract.story_choice(graph, node.slot, merged, story, ignore=from_story)
+            if option is not None:
+                merged[node.slot] = option
     added = {k: v for k, v in merged.items() if k not in state.slots}
-    return _with(state, slots=merged), added
+    return _with(state, slots=merged, filled=_union(state.filled, added)), added
+
+
+def _joined(story: Any, text: str) -> str:
+    return f"{story}\n\n{text}" if story else text
+
+
+def _union(names: tuple[str, ...], more: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(names) | set(more)))
 
 
 def _valid_mined(graph: Graph, state: DialogState, slot: str, value: Any, found: Mapping[str, Any]) -> bool:
@@ -312,7 +368,7 @@ def step(state: DialogState, event: Event, now: datetime, graph: Graph | None = 
 
     node = graph[state.node]
     if node.type == "end":
-        return _after_intake(graph, state, event)
+        return _after_intake(graph, state, event, norm)
     if node.type == "confirm":
         return _confirm(graph, state, event, now, norm)
     return _answer(graph, state, node, event, now, norm=norm)
@@ -344,6 +400,8 @@ def _command(graph: Graph, state: DialogState, name: str) -> Step:
 def _pending(graph: Graph, state: DialogState, event: Event, today: date, norm: str) -> Step:
     pending = state.pending or {}
     node = graph[state.node]
+    if pending.get("kind") == "category_menu":
+        return _category_menu(graph, state, event, today)
     if pending.get("kind") == "date_choice":
         candidates = pending["candidates"]
         choice = None
@@ -403,12 +461,13 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
             state = _with_story(state, text)
             events.append(TimelineEvent("story", {"text": text, "found": added}))
     if not parsed.ok:
-        replies = []
         if added:
-            replies.append(Reply("noted", {"facts": [f for f in facts(graph, state.slots) if f["slot"] in added]}))
-        replies.append(Reply(parsed.error or "err.choice", dict(parsed.context)))
-        replies.append(ask(graph, state))
-        return Step(state, tuple(replies), tuple(events))
+            # A story that answers other questions is not a wrong answer to this one: say what
+            # was noted and ask this question again, without "I did not understand".
+            notes = Reply("noted", {"facts": [f for f in facts(graph, state.slots) if f["slot"] in added]})
+            return Step(state, (notes, ask(graph, state)), tuple(events))
+        return Step(state, (Reply(parsed.error or "err.choice", dict(parsed.context)), ask(graph, state)),
+                    tuple(events))
 
     slots = dict(state.slots)
     if node.slot == "story":
@@ -422,7 +481,8 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
     else:
         slots[node.slot] = parsed.value
     events.insert(0, TimelineEvent("answer", {"slot": node.slot, "value": slots.get(node.slot), "text": text}))
-    answered = _with(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot))
+    answered = _with(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot),
+                     filled=tuple(s for s in _union(state.filled, added) if s != node.slot))
     moved = _advance(graph, answered, node)
     notes = (Reply("noted", {"facts": [f for f in facts(graph, moved.slots) if f["slot"] in added]}),) if added else ()
     return _arrive(graph, moved, tuple(events), now, notes)
@@ -455,22 +515,68 @@ def _confirm(graph: Graph, state: DialogState, event: Event, now: datetime, norm
     return Step(told, notes + (ask(graph, told),), (TimelineEvent("story", {"text": event.text, "found": added}),))
 
 
+def verdict_of(graph: Graph, state: DialogState, today: date) -> dict[str, Any]:
+    """The classification and advice for the case as it stands (the user's own choice of
+    situation, if they made one under the advice, wins)."""
+    return verdict(active_slots(graph, state.slots), today, ignore=state.filled,
+                   chosen=state.slots.get(CATEGORY_CHOICE))
+
+
+_ADVICE_BUTTONS = (Button(NOT_MY_SITUATION, "btn.not_my_situation"),)
+
+
+def advice_reply(result: Mapping[str, Any]) -> Reply:
+    """The advice, with the way out when the situation read is not the user's."""
+    return Reply("advice_result", result, _ADVICE_BUTTONS)
+
+
+def _advised(result: Mapping[str, Any], **extra: Any) -> Effect:
+    return Effect("advised", {"category": result["classification"]["category"],
+                              "confidence": result["classification"]["confidence"], **extra})
+
+
 def _finish(graph: Graph, state: DialogState, now: datetime) -> Step:
     done = _advance(graph, state, graph[state.node])
-    result = verdict(active_slots(graph, state.slots), now.date())
+    result = verdict_of(graph, done, now.date())
     return Step(
         done,
-        (Reply("advice_result", result),),
+        (advice_reply(result),),
         (TimelineEvent("advice", {"category": result["classification"]["category"],
                                   "confidence": result["classification"]["confidence"],
                                   "signals": result["classification"]["signals"]}),),
-        (Effect("advised", {"category": result["classification"]["category"],
-                            "confidence": result["classification"]["confidence"]}),),
+        (_advised(result),),
     )
 
 
-def _after_intake(graph: Graph, state: DialogState, event: Event) -> Step:
+def _after_intake(graph: Graph, state: DialogState, event: Event, norm: str) -> Step:
+    if (isinstance(event, Press) and event.option == NOT_MY_SITUATION) or \
+            (isinstance(event, Text) and match_words(norm, graph.controls.get("recategorize", ()), normalized=True)):
+        choosing = _with(state, pending={"kind": "category_menu"})
+        return Step(choosing, (ask(graph, choosing),))
     if isinstance(event, Press):
         return Step(state, (Reply("stale", {}),))
     return Step(_with_story(state, event.text), (Reply("note_added", {}),),
                 (TimelineEvent("note", {"text": event.text}),))
+
+
+def _category_menu(graph: Graph, state: DialogState, event: Event, today: date) -> Step:
+    """The user's answer to "which situation is yours?": the advice again, for that situation."""
+    chosen = None
+    if isinstance(event, Press) and event.option.startswith(CATEGORY_PREFIX):
+        chosen = event.option[len(CATEGORY_PREFIX):]
+    elif isinstance(event, Text) and event.text.strip().isdigit() and 1 <= int(event.text) <= len(CATEGORIES):
+        chosen = CATEGORIES[int(event.text) - 1]
+    if isinstance(event, Press) and event.option == CANCEL_EDIT:
+        kept = _with(state, pending=None)
+        return Step(kept, (Reply("category_kept", {}),))
+    if chosen not in CATEGORIES:
+        return _error(graph, state, "stale" if isinstance(event, Press) else "err.choice")
+    before = verdict_of(graph, state, today)["classification"]["category"]
+    changed = _with(state, pending=None, slots={**state.slots, CATEGORY_CHOICE: chosen})
+    result = verdict_of(graph, changed, today)
+    return Step(
+        changed,
+        (Reply("category_changed", {"before": before, "after": chosen}), advice_reply(result)),
+        (TimelineEvent("category_changed", {"before": before, "after": chosen}),),
+        (_advised(result, changed=True),),
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 import re
 from datetime import date
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from dialogs.amounts import find_amounts
+from dialogs.classifier import classify
 from dialogs.answers import find_phrases, grams, normalize, unique_option
 from dialogs.dates import find_dates
 from dialogs.graph import Graph
+from dialogs.ngram_model import NgramModel
 from dialogs.phrases import PhraseSet
 
 _CLAUSE_END = re.compile(r"[。！？；;!?\n]|[.,，、](?=\s|$)|，")
@@ -23,7 +25,7 @@ _CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}
 def _choice_slots(graph: Graph, norm: str, text_grams: frozenset[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for node in graph.nodes.values():
-        if node.type == "choice" and node.slot:
+        if node.type == "choice" and node.slot and node.from_story == "phrases":
             option = unique_option(node, norm, True, text_grams)
             if option is not None:
                 found[node.slot] = option
@@ -122,6 +124,21 @@ def mine(graph: Graph, text: str, today: date) -> dict[str, Any]:
     if "seller_answer" in found or "contact_date" in found or find_phrases(norm, graph.story_cues.get("contacted", ()), True, text_grams):
         found["contacted"] = True
     return found
+
+
+def story_choice(graph: Graph, slot: str, slots: Mapping[str, Any], story: str,
+                 ignore: Iterable[str] = (), model: NgramModel | None = None) -> str | None:
+    """The option of a question read by the classifier (`from_story: classifier`) that the story
+    answers: the one whose category the classifier is at least `sure_above` sure of, else None
+    (the question is then asked). "Something else" is never filled in this way."""
+    node = graph.by_slot(slot)
+    if node is None or node.from_story != "classifier" or not story.strip():
+        return None
+    result = classify({k: v for k, v in slots.items() if k != slot}, story, ignore, model=model)
+    option = node.option_for(result.category)
+    if option is None or result.category == "other" or result.confidence < node.sure_above:
+        return None
+    return option.id
 
 
 def merge(slots: Mapping[str, Any], found: Mapping[str, Any], skipped: frozenset[str] = frozenset()) -> dict[str, Any]:

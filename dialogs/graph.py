@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from dialogs.model import CATEGORIES
 from dialogs.phrases import OptionIndex
 from dialogs.yamlfile import read_yaml
 
@@ -22,6 +23,7 @@ class Option:
     id: str
     words: tuple[str, ...]
     story: tuple[str, ...]
+    category: str | None = None     # the situation this answer means (questions read by the classifier)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ class Node:
     edges: tuple[Edge, ...] = ()
     not_before: str | None = None
     prefer: tuple[str, ...] = ()    # when a story names several options, the first of these wins
+    # "phrases": a story answers the question when it contains one option's `story` phrases;
+    # "classifier": when the classifier is at least `sure_above` sure of one option's category;
+    # "never": only a direct answer does (the clarifying questions: asked because the story left doubt).
+    from_story: str = "phrases"
+    sure_above: float = 1.0
+    ranked: bool = False            # options shown most likely first (by the classifier)
+
+    def option_for(self, category: str) -> Option | None:
+        return next((o for o in self.options if o.category == category), None)
 
     def option(self, option_id: str) -> Option | None:
         try:
@@ -81,6 +92,33 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Clarify:
+    """Questions that tell two likely situations apart, asked before the summary when the
+    classifier is unsure between them (intake.yaml `clarify`)."""
+    max_questions: int = 0
+    margin: float = 0.0          # unsure: the top two probabilities closer than this
+    below: float = 0.0           # or the top one below this,
+    pair_at_least: float = 0.0   # while the two together hold at least this much (else it could be anything)
+    pairs: tuple[tuple[frozenset[str], str], ...] = ()   # ({category, category}, node id)
+
+    def question_for(self, ranked: Sequence[tuple[str, float]]) -> str | None:
+        """The question for the classifier's ranking (most likely first), if it is unsure between
+        a pair that has one."""
+        (first, p1), (second, p2) = ranked[0], ranked[1]
+        if (p1 - p2 >= self.margin and p1 >= self.below) or p1 + p2 < self.pair_at_least:
+            return None
+        return self.node_for(first, second)
+
+    def node_for(self, first: str, second: str) -> str | None:
+        pair = frozenset((first, second))
+        return next((node_id for cats, node_id in self.pairs if cats == pair), None)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(node_id for _, node_id in self.pairs)
+
+
+@dataclass(frozen=True)
 class Graph:
     start: str
     nodes: Mapping[str, Node]
@@ -88,6 +126,7 @@ class Graph:
     controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # back/skip/edit -> words
     story_cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # slot -> nearby words
     merchants: tuple[str, ...] = ()                                         # well-known sellers
+    clarify: Clarify = field(default_factory=Clarify)
 
     def __getitem__(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -127,7 +166,8 @@ def _words(raw: Any, where: str) -> tuple[str, ...]:
 def _parse_node(node_id: str, raw: Mapping[str, Any]) -> Node:
     options = tuple(
         Option(id=str(oid), words=_words((o or {}).get("words"), f"{node_id}.{oid}.words"),
-               story=_words((o or {}).get("story"), f"{node_id}.{oid}.story"))
+               story=_words((o or {}).get("story"), f"{node_id}.{oid}.story"),
+               category=(o or {}).get("category"))
         for oid, o in (raw.get("options") or {}).items()
     )
     return Node(
@@ -139,7 +179,19 @@ def _parse_node(node_id: str, raw: Mapping[str, Any]) -> Node:
         edges=_parse_edges(raw.get("next")),
         not_before=raw.get("not_before"),
         prefer=_words(raw.get("prefer"), f"{node_id}.prefer"),
+        from_story=str(raw.get("from_story", "phrases")),
+        sure_above=float(raw.get("sure_above", 1.0)),
+        ranked=bool(raw.get("ranked", False)),
     )
+
+
+def _parse_clarify(raw: Any) -> Clarify:
+    if not raw:
+        return Clarify()
+    pairs = tuple((frozenset(str(c) for c in q.get("between") or ()), str(q.get("ask")))
+                  for q in raw.get("questions") or ())
+    return Clarify(int(raw.get("max", 2)), float(raw.get("margin", 0.0)), float(raw.get("below", 0.0)),
+                   float(raw.get("pair_at_least", 0.0)), pairs)
 
 
 def problems(graph: Graph) -> list[str]:
@@ -171,8 +223,22 @@ def problems(graph: Graph) -> list[str]:
                 found.append(f"node {node.id!r}: prefer names unknown option {option_id!r}")
         if node.not_before and not graph.by_slot(node.not_before):
             found.append(f"node {node.id!r}: not_before names unknown slot {node.not_before!r}")
+        if node.from_story not in ("phrases", "classifier", "never"):
+            found.append(f"node {node.id!r}: from_story must be phrases, classifier or never")
+        for option in node.options:
+            if option.category is not None and option.category not in CATEGORIES:
+                found.append(f"node {node.id!r}: option {option.id!r} names unknown category {option.category!r}")
+        if node.from_story == "classifier" and not any(o.category for o in node.options):
+            found.append(f"node {node.id!r} is answered by the classifier but no option names a category")
+    for cats, node_id in graph.clarify.pairs:
+        if len(cats) != 2 or not cats <= set(CATEGORIES):
+            found.append(f"clarify: {sorted(cats)} is not a pair of categories")
+        node = graph.nodes.get(node_id)
+        if node is None or node.type != "choice" or not node.slot:
+            found.append(f"clarify: {node_id!r} is not a choice question")
     seen: set[str] = set()
-    todo = [graph.start]
+    # Clarifying questions are reached from the classifier, not by an edge.
+    todo = [graph.start, *graph.clarify.nodes]
     while todo:
         node_id = todo.pop()
         if node_id in seen or node_id not in graph.nodes:
@@ -198,6 +264,7 @@ def from_data(data: Mapping[str, Any]) -> Graph:
         controls={str(k): _words(v, f"controls.{k}") for k, v in (data.get("controls") or {}).items()},
         story_cues={str(k): _words(v, f"story_cues.{k}") for k, v in (data.get("story_cues") or {}).items()},
         merchants=_words(data.get("merchants"), "merchants"),
+        clarify=_parse_clarify(data.get("clarify")),
     )
     found = problems(graph)
     if found:
@@ -227,4 +294,8 @@ def mermaid(graph: Graph) -> str:
                 lines.append(f'    {node.id} -->|"{cond}"| {edge.to}')
             else:
                 lines.append(f"    {node.id} --> {edge.to}")
+    if graph.clarify.pairs:
+        lines.append('    unsure{{"before the summary: the classifier is unsure"}}')
+    for cats, node_id in graph.clarify.pairs:
+        lines.append(f'    unsure -.->|"{" or ".join(sorted(cats))}"| {node_id}')
     return "\n".join(lines) + "\n"

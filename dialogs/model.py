@@ -10,7 +10,7 @@ Slots (the facts of a case) are a dict with these keys, all optional:
                     | "service" | "platform_funds" | "other"
     merchant        str, the seller or platform name as the user wrote it
     payment_method  "credit_card" | "debit_card" | "paypal" | "alipay" | "wechat_pay"
-                    | "app_store" | "bank_transfer" | "crypto" | "cash_other"
+                    | "app_store" | "bank_transfer" | "direct_debit" | "crypto" | "cash_other"
     amount          {"value": "1299.00", "currency": "CNY" | "USD" | "EUR" | "GBP" | ... | None}
     purchase_date   "YYYY-MM-DD" (purchase or delivery)
     problem         "defect" | "mismatch" | "non_delivery" | "unauthorized"
@@ -19,6 +19,8 @@ Slots (the facts of a case) are a dict with these keys, all optional:
     contacted       True | False
     contact_date    "YYYY-MM-DD"
     seller_answer   "none" | "refused" | "maintenance" | "promised" | "asked_fees"
+    statement_date  "YYYY-MM-DD", US card and bank cases: the statement that first showed the charge
+    expected_date   "YYYY-MM-DD", non-delivery by card: when it should have arrived or been provided
     story           str, the user's own account (every free text they typed, joined)
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ JURISDICTIONS = ("CN", "EU", "UK", "US", "OTHER")
 PURCHASE_TYPES = ("software", "subscription", "course", "game", "goods", "service", "platform_funds", "other")
 PAYMENT_METHODS = (
     "credit_card", "debit_card", "paypal", "alipay", "wechat_pay",
-    "app_store", "bank_transfer", "crypto", "cash_other",
+    "app_store", "bank_transfer", "direct_debit", "crypto", "cash_other",
 )
 PROBLEMS = (
     "defect", "mismatch", "non_delivery", "unauthorized",

@@ -32,14 +32,25 @@ def config_for(emu: BotApiEmulator, db_path: Path, token: str | None = None, **o
     return Config(token=token or emu.token, api_base_url=emu.base_url, db_path=str(db_path), **settings)
 
 
+ADVICE_NODE = "done"     # the advice's own buttons ("That's not my situation") answer no question
+
+
 def question_of(message: dict) -> str | None:
-    """The node a message's keyboard answers (from its callback data q:<case>:<node>:<option>)."""
+    """The node a message's keyboard answers (from its callback data q:<case>:<node>:<option>);
+    None for the advice, whose button stays live after the intake."""
     for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
             data = button.get("callback_data", "")
             if data.startswith("ask:"):
-                return data.split(":", 3)[2]
+                node = data.split(":", 3)[2]
+                return None if node == ADVICE_NODE else node
     return None
+
+
+def is_advice_keyboard(message: dict) -> bool:
+    datas = [b.get("callback_data", "") for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
+             for b in row]
+    return bool(datas) and all(d.startswith("ask:") and d.split(":", 3)[2] == ADVICE_NODE for d in datas)
 
 
 def buttons_of(message: dict) -> dict[str, str]:
@@ -204,8 +215,10 @@ class Harness:
 
 
 def live_keyboards(emu: BotApiEmulator, chat_id: int) -> list[dict]:
-    """The bot's messages in a chat that still carry inline buttons."""
-    return [m for m in emu.messages(chat_id) if (m.get("reply_markup") or {}).get("inline_keyboard")]
+    """The bot's messages in a chat that still carry inline buttons, the advice's own button apart
+    (it stays usable: the user may find out later that the situation was read wrong)."""
+    return [m for m in emu.messages(chat_id)
+            if (m.get("reply_markup") or {}).get("inline_keyboard") and not is_advice_keyboard(m)]
 
 
 @contextlib.asynccontextmanager

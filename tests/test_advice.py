@@ -89,11 +89,13 @@ def test_every_deadline_rule_names_its_facts():
 
 @pytest.mark.skipif(not SHARED_FACTS.exists(), reason="shared fact sheet not available")
 def test_shared_fact_ids_are_kept_unchanged():
+    # The ids stay; since issue 12 the texts are corrected where the audit found them wrong, and
+    # each fact gains its official citation, url, via and checked date (tests/test_facts.py).
     shared = {f["id"]: f for f in yaml.safe_load(SHARED_FACTS.read_text("utf-8"))["facts"]}
     ours = adv.facts()
     assert set(shared) <= set(ours)
     for fid, fact in shared.items():
-        assert dict(ours[fid]) == fact, fid
+        assert ours[fid]["jurisdiction"] == fact["jurisdiction"], fid
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -232,29 +234,33 @@ def test_uk_change_of_mind_cancellation():
     case = {"jurisdiction": "UK", "purchase_type": "service", "payment_method": "debit_card",
             "purchase_date": "2026-11-03"}
     a = advise(case, "changed_mind", TODAY)
-    assert deadlines(a) == {"uk_14day_cancel": date(2026, 11, 17)}
+    # A cancellation the seller ignores can go to the card issuer (issue 12, point 8).
+    assert deadlines(a) == {"uk_14day_cancel": date(2026, 11, 17), "card_chargeback": date(2027, 3, 3)}
     assert "step.pay.card_chargeback" not in a.steps
+    assert "step.pay.card_after_withdrawal" in a.steps
 
 
-def test_us_credit_card_billing_error_estimate_and_chargeback():
+def test_us_credit_card_billing_error_safe_date_and_chargeback():
     case = {"jurisdiction": "US", "purchase_type": "goods", "payment_method": "credit_card",
             "purchase_date": "2026-03-10"}
     a = advise(case, "non_delivery", date(2026, 4, 1))
     got = deadlines(a)
-    assert got["us_fcba_notice"] == date(2026, 6, 8)        # 10 Mar + ~30 + 60 days
+    assert got["us_fcba_notice_safe"] == date(2026, 5, 9)   # 10 Mar + 60 days: never late
     assert got["card_chargeback"] == date(2026, 7, 8)       # 10 Mar + 120 days
-    assert [d.id for d in a.deadlines] == ["us_fcba_notice", "card_chargeback"]
-    assert a.context()["deadlines"][0]["estimate"] is True
+    assert [d.id for d in a.deadlines] == ["us_fcba_notice_safe", "card_chargeback"]
+    assert a.context()["deadlines"][0]["safe"] is True
     assert {"step.pay.us_fcba", "step.reg.us_ftc_state", "step.reg.us_cfpb"} <= set(a.steps)
     en = render_body("en", a, case)
-    assert "estimate" in en and "statement" in en
-    assert "估算" in render_body("zh", a, case)
+    assert "safe date" in en and "statement" in en
+    assert "稳妥日期" in render_body("zh", a, case)
 
 
 def test_us_debit_unauthorized_regulation_e():
     case = {"jurisdiction": "US", "payment_method": "debit_card", "purchase_date": "2026-03-10"}
     a = advise(case, "unauthorized_or_subscription", date(2026, 4, 1))
-    assert deadlines(a)["us_rege_notice"] == date(2026, 6, 8)
+    assert deadlines(a)["us_rege_notice_safe"] == date(2026, 5, 9)
+    dated = advise({**case, "statement_date": "2026-03-28"}, "unauthorized_or_subscription", date(2026, 4, 1))
+    assert deadlines(dated)["us_rege_notice"] == date(2026, 5, 27)
     assert "step.pay.us_rege" in a.steps and "step.seller.cancel_subscription" in a.steps
 
 
@@ -313,7 +319,8 @@ def test_withdrawal_scam_puts_fraud_warnings_first_and_never_a_refund_request(ju
                 "contacted": True, "contact_date": "2026-11-06", "seller_answer": "maintenance"}
         a = advise(case, "withdrawal_scam", TODAY)
         assert a.warnings[:4] == SCAM_WARNINGS
-        assert a.steps[0] == "step.scam.call_bank_now"
+        # Mainland China: the police order stop-payments and freezes, so 110 comes first.
+        assert a.steps[0] == ("step.scam.police_cn" if jurisdiction == "CN" else "step.scam.call_bank_now")
         assert "step.scam.keep_evidence" in a.steps and "step.scam.stop_contact" in a.steps
         assert not [s for s in a.steps if s.startswith(("step.seller.", "step.platform."))], a.steps
         assert not [d.id for d in a.deadlines
@@ -324,8 +331,10 @@ def test_withdrawal_scam_puts_fraud_warnings_first_and_never_a_refund_request(ju
 def test_withdrawal_scam_in_china_sends_to_the_police_and_uses_the_fraud_facts():
     case = {"jurisdiction": "CN", "purchase_type": "platform_funds", "payment_method": "bank_transfer"}
     a = advise(case, "withdrawal_scam", TODAY)
-    assert "warning.scam.gambling_cn" in a.warnings
-    assert a.steps[:2] == ("step.scam.call_bank_now", "step.scam.police_cn")
+    assert "warning.scam.gambling_cn" not in a.warnings     # nothing said about gambling
+    assert a.steps[:2] == ("step.scam.police_cn", "step.scam.call_bank_cn")
+    gambling = advise({**case, "story": "在一个博彩网站下注赢了钱提不出来"}, "withdrawal_scam", TODAY)
+    assert "warning.scam.gambling_cn" in gambling.warnings
     assert {"cn.scam.withdrawal_blocked", "cn.scam.recovery", "cn.afl.recovery_via_police",
             "cn.antifraud.96110_110_app"} <= set(a.facts)
     zh = render_body("zh", a, case)
@@ -389,6 +398,9 @@ def test_card_payments_get_a_chargeback_step_in_every_jurisdiction(method):
     for jurisdiction in JURISDICTIONS:
         a = advise({"jurisdiction": jurisdiction, "payment_method": method,
                     "purchase_date": "2026-08-01"}, "non_delivery", TODAY)
+        if jurisdiction == "CN":   # no public window for mainland cards: ask the bank for its own
+            assert "step.pay.cn_card_dispute" in a.steps and "card_chargeback" not in deadlines(a)
+            continue
         assert "step.pay.card_chargeback" in a.steps
         assert deadlines(a)["card_chargeback"] == date(2026, 11, 29)
 
@@ -466,6 +478,11 @@ def test_every_rule_is_reachable():
         collect({"jurisdiction": jurisdiction, "payment_method": method, "purchase_type": ptype,
                  "merchant": merchant, **dates, **answers[1]}, category)
     collect({}, "other")  # no purchase date
+    for method in ("credit_card", "debit_card", "direct_debit"):   # the optional dates of issue 12
+        for category in ("non_delivery", "unauthorized_or_subscription"):
+            collect({"jurisdiction": "US", "payment_method": method, "statement_date": "2026-11-05",
+                     "expected_date": "2026-11-06", **dates}, category)
+    collect({"jurisdiction": "CN", "story": "网赌平台不给出款"}, "withdrawal_scam")
     rules = adv._rules()
     assert {e.key for e in rules.entries} - seen_keys == set()
     assert {d.id for d in rules.deadlines} - seen_deadlines == set()
@@ -482,12 +499,15 @@ def test_context_is_json_friendly_and_carries_sources():
     assert d == {
         "id": "uk_30day_reject", "name": "deadline.uk_30day_reject",
         "action": "deadline.uk_30day_reject.action", "date": "2026-12-01", "basis": "purchase_date",
-        "days_left": 19, "passed": False, "estimate": False, "facts": ["uk.cra.goods"],
-        "sources": [adv.facts()["uk.cra.goods"]["source"]],
+        "days_left": 19, "passed": False, "met": False, "met_key": None, "estimate": False,
+        "safe": False, "facts": ["uk.cra.goods"],
+        "sources": [{"en": "Consumer Rights Act 2015, ss. 19(14)-(15), 20-24",
+                     "zh": "英国《2015年消费者权利法》第19条(14)-(15)款、第20-24条",
+                     "url": "https://www.legislation.gov.uk/ukpga/2015/15/section/22"}],
     }
     cn = advise({"jurisdiction": "CN", "purchase_type": "goods", "purchase_date": "2026-11-10"},
                 "changed_mind", TODAY).context()
-    assert cn["deadlines"][0]["sources"][0].startswith("《消费者权益保护法》 art.25")
+    assert cn["deadlines"][0]["sources"][0]["zh"] == "《消费者权益保护法》第二十五条"
 
 
 # --------------------------------------------------------------------------- rendering
@@ -538,10 +558,10 @@ def test_deadline_lines_show_date_status_action_and_source(locale):
     text = render_body(locale, advise(case, "defect", TODAY), case)
     if locale == "en":
         assert "<b>30-day right to reject</b>: 1 Dec 2026, in 19 days" in text
-        assert "<i>Source: legislation.gov.uk/ukpga/2015/15/section/22" in text
+        assert "<i>Source: Consumer Rights Act 2015, ss. 19(14)-(15), 20-24 (legislation.gov.uk/ukpga/2015/15/section/22)" in text
     else:
         assert "<b>30天拒收权</b>：2026年12月1日（还剩19天）" in text
-        assert "<i>依据：legislation.gov.uk/ukpga/2015/15/section/22" in text
+        assert "<i>依据：英国《2015年消费者权利法》第19条(14)-(15)款、第20-24条（legislation.gov.uk/ukpga/2015/15/section/22）" in text
     steps = re.findall(r"^(\d+)\. ", text, re.M)
     assert steps == [str(i) for i in range(1, len(steps) + 1)] and len(steps) >= 4
 

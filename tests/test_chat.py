@@ -24,6 +24,7 @@ def test_a_complete_conversation_in_english(tmp_path):
         "2026-10-03",
         "it is broken",
         "2026-10-05",
+        "skip",                   # the statement date (asked for US credit cards): optional
         "yes",
         "2026-10-06",
         "they refused",

@@ -87,7 +87,7 @@ CASES = {
         "evidence": [
             {"kind": "photo", "file_id": "AgAC1", "text": "transfer receipt 工商银行 6222 **** 8888 & <name>", "at": "2026-11-03T01:00:00+00:00"},
         ],
-        "recipients": ["payment", "police"],
+        "recipients": ["police", "payment"],     # mainland China: 110 first (issue 12, point 6)
     },
     # UK: faulty goods bought on eBay with a credit card, over £100: section 75.
     "uk_card": {

@@ -167,7 +167,8 @@ def test_a_bank_transfer_gets_a_recall_request_not_a_chargeback():
 def test_crypto_only_for_fraud():
     assert "payment" not in cp.recipients(case(payment_method="crypto"), "non_delivery", None)
     offered = cp.recipients(case(SCAM, payment_method="crypto"), "withdrawal_scam", None)
-    assert offered[0] == "payment"
+    assert offered[:2] == ["police", "payment"]       # mainland China: 110 first (issue 12)
+    assert cp.recipients(case(SCAM, payment_method="crypto", jurisdiction="US"), "withdrawal_scam", None)[0] == "payment"
     d, _ = text_of(case(SCAM, payment_method="crypto"), "withdrawal_scam", "payment")
     assert d.variant == "crypto_exchange"
 
@@ -177,7 +178,10 @@ def test_a_card_payment_picks_its_dispute_by_jurisdiction_and_amount():
         return cp.draft(case(**changes), "defect", "payment", "en", [], [], TODAY).variant
     assert variant(payment_method="credit_card") == "card"
     assert variant(payment_method="debit_card", jurisdiction="US") == "card"
-    assert variant(payment_method="credit_card", jurisdiction="US") == "us_fcba"
+    # A quality dispute about accepted goods is not a billing error (issue 12, point 4).
+    assert variant(payment_method="credit_card", jurisdiction="US") == "us_claims"
+    assert cp.draft(case(payment_method="credit_card", jurisdiction="US"), "non_delivery", "payment", "en",
+                    [], [], TODAY).variant == "us_fcba"
     assert variant(payment_method="paypal") == "paypal"
     assert variant(payment_method="wechat_pay") == "wechat_pay"
     uk = dict(jurisdiction="UK", payment_method="credit_card")
@@ -195,7 +199,9 @@ def test_fraud_gets_the_bank_and_the_police_never_a_letter_to_the_scammer():
                             ("defect", case(seller_answer="asked_fees"))):      # a fee demand
         offered = cp.recipients(slots, category, None)
         assert "police" in offered and "seller" not in offered and "platform" not in offered, category
-        assert offered[0] == "payment"
+        # mainland China: the police order stop-payments and freezes, so 110 comes first (issue 12)
+        assert offered[:2] == ["police", "payment"]
+        assert cp.recipients({**slots, "jurisdiction": "UK"}, category, None)[0] == "payment"
     assert cp.recipients(case(SCAM, payment_method="cash_other"), "withdrawal_scam", None) == ["police"]
 
 
@@ -369,7 +375,8 @@ def test_the_police_report_takes_what_police_forms_ask_for():
                  "110", "96110", "国家反诈中心", "第二十条"):
         assert part in text, part
     _, en = text_of(case(SCAM, jurisdiction="UK"), "withdrawal_scam", "police", "en")
-    assert "Action Fraud" in en and "0300 123 2040" in en
+    # Report Fraud replaced Action Fraud on 4 Dec 2025 (issue 12, point 11)
+    assert "Report Fraud" in en and "reportfraud.police.uk" in en and "0300 123 2040" in en
     _, us = text_of(case(SCAM, jurisdiction="US"), "withdrawal_scam", "police", "en")
     assert "ic3.gov" in us
 

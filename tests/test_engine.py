@@ -187,7 +187,12 @@ def test_story_in_english_fills_what_it_says():
     result = run(Text(story))
     slots = result.state.slots
     assert (slots["jurisdiction"], slots["purchase_type"], slots["payment_method"]) == ("US", "software", "paypal")
-    assert slots["merchant"] == "Adobe" and slots["purchase_date"] == "2026-11-19" and slots["problem"] == "defect"
+    assert slots["merchant"] == "Adobe" and slots["purchase_date"] == "2026-11-19"
+    # "it crashes" is likely a defect, but the classifier is not sure enough to answer for the
+    # user: the question is asked, with the likely answer first, and no "I did not understand".
+    assert "problem" not in slots and result.state.node == "problem"
+    assert keys(result) == ["noted", "q.problem"]
+    assert result.replies[-1].buttons[0].id == "defect"
 
 
 def complete(*extra):
@@ -244,7 +249,8 @@ def test_hostile_input_gets_a_reply_and_breaks_nothing(text):
     for node in ("jurisdiction", "purchase_date", "amount", "merchant", "story", "confirm"):
         result = run(Text(text), state=at(node, jurisdiction="CN", purchase_date="2026-11-01"))
         assert result.replies, node
-        assert result.state.node in (node, "payment_method", "confirm")
+        # (a clarifying question may come before the summary: the story then is all there is to go on)
+        assert result.state.node in (node, "payment_method", "confirm", *load().clarify.nodes)
 
 
 def test_state_round_trips_through_json():

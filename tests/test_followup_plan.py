@@ -138,7 +138,8 @@ def test_rungs_depend_on_the_case():
     plan = plan_for(TAOBAO, "defect", now)
     assert plan["path"] == "consumer" and plan["status"] == "waiting" and plan["rung"] == "seller"
     assert plan["ladders"]["consumer"]["rungs"] == ["seller", "platform", "payment", "regulator", "court"]
-    assert plan["ladders"]["fraud"]["rungs"] == ["bank", "police", "regulator"]
+    # Mainland China (TAOBAO): the police order stop-payments, so 110 comes first (issue 12).
+    assert plan["ladders"]["fraud"]["rungs"] == ["police_first", "bank", "regulator"]
 
     cash = plan_for(CASH_DIRECT, "defect", now)
     assert cash["ladders"]["consumer"]["rungs"] == ["seller", "regulator", "court"]
@@ -158,9 +159,11 @@ def test_rungs_depend_on_the_case():
 ])
 def test_fraud_cases_start_with_bank_and_police(slots, category):
     plan, _, effects = start_plan(slots, category, local(UTC, 2026, 11, 10, 9))
-    assert plan["path"] == "fraud" and plan["rung"] == "bank"
-    assert plan["category"] == "withdrawal_scam"
-    assert _rungs(plan) == ["bank", "police", "regulator"]
+    assert plan["path"] == "fraud" and plan["category"] == "withdrawal_scam"
+    if slots.get("jurisdiction") == "CN":   # 110 first, then the bank (反电信网络诈骗法 第二十条)
+        assert plan["rung"] == "police_first" and _rungs(plan) == ["police_first", "bank", "regulator"]
+    else:
+        assert plan["rung"] == "bank" and _rungs(plan) == ["bank", "police", "regulator"]
     if category != "withdrawal_scam":
         assert any(e.kind == "set_category" and e.data["category"] == "withdrawal_scam" for e in effects)
 
@@ -281,7 +284,7 @@ def test_asked_more_switches_to_the_fraud_path_at_once():
     plan = plan_for(TAOBAO, "defect", c())
     plan, _, _ = apply_answer(plan, "refused", c.advance(timedelta(days=1)))   # at the platform
     plan, events, effects = apply_answer(plan, "asked_more", c.advance(timedelta(days=1)))
-    assert plan["path"] == "fraud" and plan["rung"] == "bank" and plan["category"] == "withdrawal_scam"
+    assert plan["path"] == "fraud" and plan["rung"] == "police_first" and plan["category"] == "withdrawal_scam"
     assert plan["status"] == "escalated" and plan["n"] == 0
     assert events[0].data["path"] == ["consumer", "fraud"]
     assert Effect_kinds(effects) >= {"set_category", "replan_followups"}
@@ -289,11 +292,11 @@ def test_asked_more_switches_to_the_fraud_path_at_once():
     nudge = regular(next_nudges(TAOBAO, "defect", plan, [], DEFAULT, None, SHANGHAI, c()))
     assert nudge.due_at == c.now + timedelta(days=2)
     reply = nudge_reply(case, plan, nudge, c.now.date())
-    assert reply.context["step"] == "step.scam.call_bank_now"
+    assert reply.context["step"] == "step.scam.police_cn"
     assert reply.context["rung_count"] == 3
     plan, _, _ = apply_answer(plan, "refused", c.advance(timedelta(days=2)))
     nudge = regular(next_nudges(TAOBAO, "defect", plan, [], DEFAULT, None, SHANGHAI, c()))
-    assert nudge_reply(case, plan, nudge, c.now.date()).context["step"] == "step.scam.police_cn"
+    assert nudge_reply(case, plan, nudge, c.now.date()).context["step"] == "step.scam.call_bank_cn"
 
 
 def Effect_kinds(effects):

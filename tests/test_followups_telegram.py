@@ -223,17 +223,18 @@ async def test_asked_to_pay_more_switches_to_the_fraud_advice_at_once(make):
     assert "和淘宝的退款进展如何" in nudge["text"]
     _, acks = await answer(h, li, nudge, "asked_more")
     joined = "\n".join(m["text"] for m in acks)
-    assert "不要再付任何钱" in joined and "接下来按防诈骗的步骤走，第一步：银行或支付平台" in joined
+    # Mainland China: the police first, then the bank (issue 12, point 6)
+    assert "不要再付任何钱" in joined and "接下来按防诈骗的步骤走，第一步：公安机关（报警）" in joined
     assert "接下来怎么做" in joined, "the fraud path's whole advice comes at once"
     assert "报警" in joined
     assert h.active_case(LI)["category"] == "withdrawal_scam"
     assert h.active_case(LI)["status"] == "escalated"
     nudge = (await wait_nudges(h, LI, 2))[-1]
-    assert "当前阶段：银行或支付平台（第1步，共3步）" in nudge["text"]
+    assert "当前阶段：公安机关（报警）（第1步，共3步）" in nudge["text"]
     status = "\n".join(m["text"] for m in await h.command(li, "/status"))
     assert "报警" in status, "/status shows the fraud advice too"
     answered = [d for k, d in timeline(h, case["id"]) if k == "nudge_answer"]
-    assert answered[0]["path"] == ["consumer", "fraud"] and answered[0]["rung"] == ["seller", "bank"]
+    assert answered[0]["path"] == ["consumer", "fraud"] and answered[0]["rung"] == ["seller", "police_first"]
 
 
 async def test_snoozing_delays_the_next_nudge(make):
