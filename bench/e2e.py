@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.emulator import BenchEmulator
+from bench.emulator import ANSWER_PREFIXES, BenchEmulator
 from bench.procs import BotProcess, self_cpu_seconds
 
 # node -> option id, or "type:<text>" (the plan of tests/test_telegram_intake.py, with a typed amount)
@@ -128,7 +128,7 @@ class Driver:
         if step.startswith("type:"):
             user.next_action = ("say", step[5:])
         else:
-            match = [d for d in data if d.startswith("ask:") and d.split(":", 3)[3] == step]
+            match = [d for d in data if d.startswith(ANSWER_PREFIXES) and d.split(":", 3)[3] == step]
             if not match:
                 self.errors.append(f"user {user.id}: no button {step!r} for {node!r}: {data}")
                 user.done = True
