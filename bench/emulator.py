@@ -18,6 +18,7 @@ _server._Server.request_queue_size = 1024
 
 
 ANSWER_PREFIXES = ("ask:", "q:")     # ours (bot/telegram/callback_data.py), the baseline's
+ADVICE_NODE = "done"     # the advice's own buttons ("That's not my situation") answer no question
 
 
 def question_of(markup: dict | None) -> tuple[str | None, list[str]]:
@@ -31,6 +32,7 @@ def question_of(markup: dict | None) -> tuple[str | None, list[str]]:
                 data.append(d)
                 if node is None and d.startswith(ANSWER_PREFIXES):
                     node = d.split(":", 3)[2].split("~", 1)[0]
+                    node = None if node == ADVICE_NODE else node
     return node, data
 
 
