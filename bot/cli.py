@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                               "path of the URL)")
 
     health = sub.add_parser("health", help="check that the database answers (exit 0, else 1)",
-                            description="Open the configured database and check that it answers. Prints one "
+                            description="Open the configured database and check that it answers; in webhook "
+                                        "mode (TELEGRAM_WEBHOOK_URL set) ask the running server's /healthz "
+                                        "instead, so that a server that cannot accept is unhealthy. Prints one "
                                         "line; exit code 0 when healthy, 1 otherwise (the container's "
                                         "HEALTHCHECK).")
     db_flag(health)
@@ -165,7 +167,16 @@ def _health(db: str | None) -> int:
     except ConfigError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return EXIT_UNHEALTHY
-    code, line = asyncio.run(check(config.db_path))
+    if os.environ.get("TELEGRAM_WEBHOOK_URL", "").strip():
+        from bot.health import check_server
+        try:
+            webhook = load_webhook(os.environ)
+        except ConfigError as exc:
+            print(f"unhealthy: {exc}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+        code, line = check_server(webhook.listen, webhook.port)
+    else:
+        code, line = asyncio.run(check(config.db_path))
     print(line, file=sys.stdout if code == 0 else sys.stderr)
     return code
 

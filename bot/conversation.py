@@ -17,7 +17,6 @@ from dialogs.advice import advise
 from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
-from dialogs.verdict import verdict
 from dialogs.zones import resolve_zone
 from messages import locale_from
 from messages.export import export_markdown
@@ -114,7 +113,9 @@ class Conversation:
             return Outcome.nothing(locale)
         if change is not None and self.reminders is not None:
             self.reminders.scheduled(change.nudges)
-        outcome = Outcome(locale, list(result.replies), case.id)
+        # A typed answer was taken when the case moved on from the question it answered.
+        outcome = Outcome(locale, list(result.replies), case.id,
+                          answered=result.state.node != state.node or result.state.pending != state.pending)
         for effect in result.effects:
             if effect.kind == "new_case":
                 fresh = await self._new_case(user_id)
@@ -156,19 +157,20 @@ class Conversation:
         timeline = await self.storage.timeline(user_id, case.id)
         context: dict[str, Any] = {
             "case_id": case.id, "status": case.status, "facts": engine.facts(self.graph, state.slots),
-            "timeline": [{"at": e.at, "kind": e.kind} for e in timeline[-15:]],
+            "timeline": [{"at": e.at, "kind": e.kind, **({"data": dict(e.data)} if e.kind == "category_changed" else {})}
+                         for e in timeline[-15:]],
         }
         replies = [Reply("status", context)]
         if case.status != "intake":
             user = await self.storage.get_user(user_id)
             today = self._now().astimezone(self.zone(user, case)).date()
-            result = verdict(engine.active_slots(self.graph, state.slots), today)
+            result = engine.verdict_of(self.graph, state, today)
             plan_category = (case.plan or {}).get("category")
             if plan_category and plan_category != result["classification"]["category"]:
                 # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
                 slots = engine.active_slots(self.graph, state.slots)
                 result = {**result, "advice": advise(slots, plan_category, today).context()}
-            replies.append(Reply("advice_result", result))
+            replies.append(engine.advice_reply(result))
         else:
             replies.append(engine.ask(self.graph, state))
         return Outcome(locale, replies, case.id)

@@ -1,8 +1,12 @@
 """Does the database answer? For `refund-advisor health` (the container's HEALTHCHECK: polling mode
-has no HTTP port) and for `/healthz` in webhook mode."""
+has no HTTP port) and for `/healthz` in webhook mode. In webhook mode `health` asks the running
+server's `/healthz` (check_server): a server that cannot accept connections is not healthy, whatever
+the database says."""
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 
 from bot.storage.pgsession import is_postgres, redact
@@ -41,3 +45,29 @@ async def check(db: str) -> tuple[int, str]:
     if problem:
         return EXIT_UNHEALTHY, f"unhealthy: {problem}"
     return EXIT_HEALTHY, redact(f"healthy: database {db} answers")
+
+
+def check_server(listen: str, port: int, timeout: float = PROBE_TIMEOUT) -> tuple[int, str]:
+    """(exit code, one line) for `refund-advisor health` in webhook mode: GET /healthz of the server
+    listening on `listen`:`port` (an any-address listener is asked on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen)
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/healthz", headers={"Connection": "close"})
+        response = connection.getresponse()
+        body = response.read(4096)
+        status = response.status
+    except (OSError, http.client.HTTPException) as exc:
+        reason = "no answer in time" if isinstance(exc, TimeoutError) else (
+            getattr(exc, "strerror", None) or type(exc).__name__)
+        return EXIT_UNHEALTHY, f"unhealthy: the webhook server on {where} does not answer ({reason})"
+    finally:
+        connection.close()
+    try:
+        state = json.loads(body).get("status", "?")
+    except (ValueError, AttributeError):
+        state = "?"
+    if status != 200:
+        return EXIT_UNHEALTHY, f"unhealthy: the webhook server on {where} answers {status} ({state})"
+    return EXIT_HEALTHY, f"healthy: the webhook server on {where} answers ({state})"

@@ -24,6 +24,7 @@ class Outcome:
     # A text rendered already (a complaint draft, messages/complaint.py), sent before the documents.
     letter: str | None = None
     documents: list[Document] = field(default_factory=list)
+    answered: bool = True          # the open question took the user's text (else it is asked again)
     # False: the update was acted on already (a redelivery): nothing was done, nothing is to be sent.
     done: bool = True
 

@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import warnings
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from telegram import BotCommand, Update
@@ -28,8 +28,10 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
+from bot.polling import Poller
 from bot.reminders import Reminders
 from bot.storage import Storage
+from bot.telegram.acks import Acks
 from bot.telegram.routing import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
@@ -213,7 +215,9 @@ class TelegramBot:
         self.storage: Storage | None = None
         self.app: Application | None = None
         self.dispatcher: Dispatcher | None = None
+        self.acks = Acks()          # which updates are made good (acknowledged) or poisoned
         self._dispatching = False
+        self._poller: Poller | None = None
 
     async def start(self) -> None:
         protect_token(self.token)
@@ -230,6 +234,7 @@ class TelegramBot:
                                          post_init=self._post_init, post_stop=self._post_stop)
             shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, reminders=reminders)
             shell.register(self.app)
+            self.app.add_error_handler(self.acks.on_error)
             try:
                 await self.app.initialize()          # getMe: a rejected token raises InvalidToken
             except BaseException:
@@ -265,16 +270,26 @@ class TelegramBot:
 
     async def _receive(self) -> None:
         """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
-        updater = self.application.updater
-        if updater is None:
-            raise RuntimeError("the Application was built without an updater")
-        await updater.start_polling(timeout=timedelta(seconds=self.poll_timeout), allowed_updates=Update.ALL_TYPES)
-        log.info("polling as @%s", self.application.bot.username)
+        app = self.application
+        self._poller = Poller(app, self.acks, self.process, timeout=self.poll_timeout,
+                              allowed_updates=list(Update.ALL_TYPES))
+        await self._poller.start()
+        log.info("polling as @%s", app.bot.username)
 
     async def _stop_receiving(self) -> None:
-        updater = self.application.updater
-        if updater and updater.running:
-            await updater.stop()
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            await poller.stop()
+
+    async def process(self, update: Update) -> str:
+        """One update through the Application (its user's updates in order, then `on_update_done`);
+        what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON."""
+        app = self.application
+        try:
+            await app.update_processor.process_update(update, app.process_update(update))
+        except Exception as exc:        # the Application's error handlers did not even see it
+            await self.acks.on_error(update, _Failed(exc))
+        return self.acks.verdict(update.update_id)
 
     async def _post_init(self, app: Application) -> None:
         if not self.dispatch_followups or self.dispatcher is None:
@@ -315,6 +330,13 @@ class TelegramBot:
             if self.storage is not None:
                 await self.storage.close()
                 self.storage = None
+
+
+class _Failed:
+    """What an error handler gets as its context, for a failure outside the Application."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _say(message: str) -> None:

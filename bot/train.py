@@ -1,5 +1,5 @@
-"""`refund-advisor train` and `refund-advisor eval`: fit the story classifier on the corpus, and
-measure it.
+"""`refund-advisor train` and `refund-advisor eval --cv`: fit the story classifier on the corpus,
+and cross-validate it.
 
     fit(records) -> the model as a dict (what dialogs/ngram_model.json holds)
     train(corpus, out, figures) -> fits on the corpus's training split, writes the weights and
@@ -12,63 +12,34 @@ situation (a withdrawal scam told in English) counts as much as a common one. It
 are calibrated by one temperature, chosen on out-of-fold predictions. Everything is
 deterministic: the same corpus gives the same file, which CI checks.
 
-numpy, scipy and scikit-learn are needed here only (`pip install -e '.[train]'`); the bot reads
-the weights as plain JSON.
+numpy, scipy and scikit-learn are needed here only (`pip install -e '.[train]'`; only the
+commands import this module); the bot reads the weights as plain JSON.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from dialogs.corpus import Record, fold, read_records
+import sklearn
+from scipy.sparse import csr_matrix
+from sklearn.linear_model import LogisticRegression
+
+from bot.corpus_file import (CORPUS_PATH, FIGURES_PATH, MODES, CorpusError, digest, held_out_figures, load_corpus,
+                             write_json)
+from dialogs.corpus import Record, fold
 from dialogs.evaluation import Report, evaluate, mean_figures
 from dialogs.model import CATEGORIES
 from dialogs.ngram_model import FORMAT, MODEL_PATH, NgramModel
 from dialogs.textfeatures import ngrams
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS_PATH = ROOT / "corpus" / "narratives.jsonl"
-FIGURES_PATH = ROOT / "corpus" / "figures.json"
-MODES = ("rules", "model", "both")
 
 # Chosen by 5-fold cross-validation on the training split (bench/README.md, "The story classifier").
 SETTINGS: Mapping[str, Any] = {"C": 10.0, "min_df": 2, "folds": 5, "digits": 4}
 
 
-class CorpusError(Exception):
-    """The corpus cannot be read: the message says which line and why."""
-
-
-def load_corpus(path: Path = CORPUS_PATH, *, strict: bool = True) -> list[Record]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not UTF-8 text") from exc
-    records, problems = read_records(lines, strict=strict)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        raise CorpusError(f"{path}: {shown}")
-    if not records:
-        raise CorpusError(f"{path} holds no records")
-    return records
-
-
-def digest(records: Iterable[Record]) -> str:
-    """What the model was trained from: the texts and labels, in order."""
-    h = hashlib.sha256()
-    for r in records:
-        h.update(json.dumps([r.text.strip(), r.label], ensure_ascii=False).encode("utf-8"))
-    return h.hexdigest()[:16]
-
-
 def _design(docs: Sequence[Counter[str]], vocab: Mapping[str, int], idf: Sequence[float]) -> Any:
-    from scipy.sparse import csr_matrix
     rows, cols, vals = [], [], []
     for i, counts in enumerate(docs):
         entries = [(vocab[f], (1.0 + math.log(n)) * idf[vocab[f]]) for f, n in counts.items() if f in vocab]
@@ -82,7 +53,6 @@ def _design(docs: Sequence[Counter[str]], vocab: Mapping[str, int], idf: Sequenc
 
 def _fit_raw(records: Sequence[Record], C: float, min_df: int) -> tuple[list[str], list[float], Any, list[float]]:
     """Vocabulary, idf, the fitted coefficients (categories x features) and intercepts."""
-    from sklearn.linear_model import LogisticRegression
     docs = [ngrams(r.text) for r in records]
     df: Counter[str] = Counter()
     for counts in docs:
@@ -143,20 +113,9 @@ def fit(records: Sequence[Record], settings: Mapping[str, Any] = SETTINGS) -> di
     """The model (as the JSON dict) fitted on `records`."""
     C, min_df, k, digits = settings["C"], settings["min_df"], settings["folds"], settings["digits"]
     temperature = _temperature(records, C, min_df, k, digits)
-    import sklearn
     meta = {"trained_on": {"records": len(records), "digest": digest(records)},
             "settings": dict(settings), "made_with": f"scikit-learn {sklearn.__version__}"}
     return _as_model(*_fit_raw(records, C, min_df), temperature, digits, meta)
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n",
-                    encoding="utf-8")
-
-
-def held_out_figures(records: Sequence[Record], model: NgramModel) -> dict[str, Any]:
-    test = [r for r in records if r.held_out]
-    return {mode: evaluate(test, mode, model).figures() for mode in MODES}
 
 
 def train(corpus: Path = CORPUS_PATH, out: Path = MODEL_PATH, figures: Path | None = FIGURES_PATH) -> dict[str, Any]:

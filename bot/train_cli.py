@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from bot.train import CORPUS_PATH, MODES, CorpusError, load_corpus
+from bot.corpus_file import CORPUS_PATH, FIGURES_PATH, MODES, CorpusError, load_corpus
+from dialogs.evaluation import evaluate, mean_figures
+from dialogs.ngram_model import MODEL_PATH
 
 EXIT_USAGE = 2
 
@@ -34,11 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bot.train import FIGURES_PATH, train
-    from dialogs.ngram_model import MODEL_PATH
     missing = _needs_training_libraries()
     if missing:
         return _fail(missing)
+    from bot.train import train
     corpus = Path(args.corpus) if args.corpus else CORPUS_PATH
     out = Path(args.out) if args.out else MODEL_PATH
     # Figures are recorded only for the repository's own corpus and weights.
@@ -56,8 +57,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from bot.train import cross_validate, cv_table
-    from dialogs.evaluation import evaluate, mean_figures
     path = Path(args.file)
     is_corpus = path.resolve() == CORPUS_PATH
     records = load_corpus(path, strict=is_corpus)
@@ -68,6 +67,7 @@ def _eval(args: argparse.Namespace) -> int:
         missing = _needs_training_libraries()
         if missing:
             return _fail(missing)
+        from bot.train import cross_validate, cv_table
         reports = cross_validate(records, args.cv, modes)
         if args.json:
             print(json.dumps({m: mean_figures(r) for m, r in reports.items()}, indent=2))
@@ -80,12 +80,12 @@ def _eval(args: argparse.Namespace) -> int:
     chosen = [r for r in records if split == "all" or r.held_out == (split == "held-out")]
     if not chosen:
         return _fail(f"no stories in the {split} split of {path}")
-    evaluated = {mode: evaluate(chosen, mode) for mode in modes}
+    by_mode = {mode: evaluate(chosen, mode) for mode in modes}
     if args.json:
-        print(json.dumps({m: r.to_dict() for m, r in evaluated.items()}, ensure_ascii=False, indent=2))
+        print(json.dumps({m: r.to_dict() for m, r in by_mode.items()}, ensure_ascii=False, indent=2))
         return 0
     print(f"{path}: {len(chosen)} stories ({split})")
-    for report in evaluated.values():
+    for report in by_mode.values():
         print(report.format())
         print()
     return 0

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.train import CORPUS_PATH, FIGURES_PATH, MODES, digest, fit, held_out_figures, load_corpus
+from bot.corpus_file import CORPUS_PATH, FIGURES_PATH, MODES, digest, held_out_figures, load_corpus
+from bot.train import fit
 from dialogs.model import CATEGORIES
 from dialogs.ngram_model import MODEL, MODEL_PATH, NgramModel
 

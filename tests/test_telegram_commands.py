@@ -46,7 +46,9 @@ async def test_status_shows_facts_timeline_and_the_open_question(h, lang):
         messages = await answer(h, user, option)
     assert h.active_case(ANN)["status"] == "advised"
     status = await h.command(user, "/status")
-    assert not any(m.get("reply_markup") for m in status)
+    # The advice shown again keeps its one way out: "That's not my situation".
+    assert [b["callback_data"].split(":")[-1] for m in status for row in (m.get("reply_markup") or {}).get(
+        "inline_keyboard", []) for b in row] == ["_recat"]
     text = "\n".join(m["text"] for m in status)     # the status and the advice (split if too long)
     assert ("advice given" in text) if lang == "en" else ("已给出建议" in text)
     assert ("What to do next" in text) if lang == "en" else ("接下来怎么做" in text)

@@ -3,11 +3,10 @@ the cautious prefill from a story, and "That's not my situation" under the advic
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-
-import pytest
-
 from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from dialogs import engine
 from dialogs.classifier import classify
@@ -24,14 +23,22 @@ ANSWERS = {"jurisdiction": "CN", "purchase_type": "goods", "payment_method": "al
            "contacted": False}      # what went wrong: left to the story
 
 
+def hesitating_story(question: str, answers: tuple[tuple[str, object], ...] | None = None) -> str:
+    """The shortest story of the corpus's held-out split on which the classifier, given `answers`
+    (the usual ones by default), hesitates between the pair that `question` tells apart (real
+    words, not ours)."""
+    if answers is None:
+        answers = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in ANSWERS.items()))
+    return _hesitating(question, answers)
+
+
 @lru_cache(maxsize=None)
-def hesitating_story(question: str) -> str:
-    """The shortest story of the corpus's held-out split on which the classifier, given the usual
-    answers, hesitates between the pair that `question` tells apart (real words, not ours)."""
+def _hesitating(question: str, answers: tuple[tuple[str, object], ...]) -> str:
+    slots = {k: (dict(v) if isinstance(v, tuple) else v) for k, v in answers}
     from dialogs.corpus import read_records
     records, _ = read_records((ROOT / "corpus" / "narratives.jsonl").read_text("utf-8").splitlines())
     for record in sorted((r for r in records if r.held_out), key=lambda r: (len(r.text), r.id)):
-        if GRAPH.clarify.question_for(classify(ANSWERS, record.text).ranked()) == question:
+        if GRAPH.clarify.question_for(classify(slots, record.text).ranked()) == question:
             return record.text
     pytest.fail(f"no held-out story makes the classifier hesitate where {question!r} would help")
 

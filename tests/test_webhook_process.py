@@ -143,3 +143,57 @@ def test_health_never_exits_2_which_docker_reserves(clean_env, capsys, tmp_path)
     clean_env.setenv("REFUND_ADVISOR_FOLLOWUP", "soon")
     assert main(["health", "--db", str(tmp_path / "x.db")]) == 1
     assert "REFUND_ADVISOR_FOLLOWUP" in capsys.readouterr().err
+
+
+def _limit_files(limit: int):
+    def apply() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return apply
+
+
+def test_stalled_connections_beyond_the_file_limit_do_not_take_the_webhook_down_and_health_tells_the_truth(tmp_path):
+    """A process allowed 256 open files, held 600 idle connections: Telegram's update and the
+    health probe are answered during the attack, the log stays short, and `refund-advisor health`
+    asks the server itself (healthy while it accepts, unhealthy once it is gone)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip("this test holds 600 connections and needs an open-file limit of 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1024), hard))
+    port, log = free_port(), tmp_path / "bot.log"
+    held: list[socket.socket] = []
+    with BotApiEmulator(token=TOKEN) as emu:
+        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": emu.base_url,
+               "REFUND_ADVISOR_DB": str(tmp_path / "bot.db"), "TELEGRAM_WEBHOOK_SECRET": SECRET,
+               "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "TELEGRAM_WEBHOOK_PORT": str(port)}
+        health = [sys.executable, "-m", "bot.cli", "health"]
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "bot.cli", "webhook"], env=env, cwd=ROOT,
+                                       stdout=out, stderr=out, preexec_fn=_limit_files(256))
+        try:
+            emu.wait_for_sync(lambda: emu.webhook["url"] or process.poll() is not None, 20)
+            assert process.poll() is None, log.read_text()
+            for _ in range(600):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                except OSError:
+                    break
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+                assert (response.status, json.loads(response.read())["status"]) == (200, "ok")
+            checked = subprocess.run(health, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+            assert checked.returncode == 0 and checked.stdout.startswith("healthy: the webhook server"), checked
+            update = emu.user(ANN).send_command("/start")
+            (reply,) = emu.wait_for_messages(ANN, 1, timeout=20, after=update)
+            assert reply["text"].startswith("Hello")
+        finally:
+            for s in held:
+                s.close()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(20)
+        gone = subprocess.run(health, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    text = log.read_text()
+    assert code == 0, text
+    assert gone.returncode == 1 and "does not answer" in gone.stderr, gone
+    assert "Traceback" not in text and "Too many open files" not in text
+    assert len(text.splitlines()) < 30, text

@@ -12,6 +12,7 @@ for both; the schema versioned and migrated at open. One purpose a file:
 
 The names below are the storage's public face: the rest of bot/ imports them from `bot.storage`.
 """
+from bot.storage import postgres, sqlite
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
@@ -21,9 +22,12 @@ from bot.storage.records import (
 from bot.storage.schema import MIGRATIONS, TABLES
 from bot.storage.store import Storage
 
+# Failures of either database that a later attempt may not meet (bot.telegram.acks: deliver the update again).
+TRANSIENT_DATABASE_ERRORS = sqlite.TRANSIENT_ERRORS + postgres.TRANSIENT_ERRORS
+
 __all__ = [
     "AlreadyDone", "Refused", "StaleTurn", "StorageError", "CLAIM_LEASE", "FollowupQueue", "CASE_STATUSES",
     "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "PlannedNudge", "TimelineEntry",
     "User",
-    "MIGRATIONS", "TABLES", "Storage",
+    "MIGRATIONS", "TABLES", "Storage", "TRANSIENT_DATABASE_ERRORS",
 ]

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Sequence
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from bot.storage.pgsession import PgSession, redact
 from bot.storage.errors import StorageError
 from bot.storage.records import Row, iso, parse_time
@@ -24,6 +26,12 @@ from bot.storage.schema import MIGRATIONS, postgres_ddl
 
 _SCHEMA_TABLE = "refund_advisor_schema"
 _MIGRATION_LOCK = -0x7265_6675_6E64    # not a user id: instances starting together migrate in turn
+
+
+# The server unreachable, or a transaction that lost a race: the same work may succeed later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError)
 
 
 def driver_reason(exc: BaseException, url: str) -> str:

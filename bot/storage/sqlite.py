@@ -21,6 +21,10 @@ from bot.storage.records import Row, iso, parse_time
 from bot.storage.schema import MIGRATIONS
 
 
+# The database busy or unreachable: the same statement may succeed later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+
+
 class SqliteBackend:
     shared = False
     for_claim = ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Literal
 
 from telegram import Message, Update
 from telegram.error import TelegramError
@@ -22,7 +22,7 @@ from bot.telegram.sender import Sender, UserBlocked
 from bot.telegram.updates import chat_id_of, language_of, sender_of
 
 log = logging.getLogger(__name__)
-__all__ = ["Services", "CommandFn", "ButtonFn", "seen", "answer_query", "locale_of", "sender_of", "chat_id_of",
+__all__ = ["Services", "CommandFn", "ButtonFn", "seen", "mark", "answer_query", "locale_of", "sender_of", "chat_id_of",
            "language_of"]
 
 # A command's handler: the update and the text after the command.
@@ -45,9 +45,19 @@ class Services:
 
 
 async def seen(services: Services, update: Update) -> bool:
-    """Record an update that is not a dialog turn; True if it was already acted on."""
+    """Record an update that is not a dialog turn; True if it was already acted on and its
+    replies went out (a redelivery of an update whose replies were lost is acted on again)."""
+    return await mark(services, update) == "done"
+
+
+async def mark(services: Services, update: Update) -> Literal["new", "again", "done"]:
+    """"new": first time; "again": acted on, but its replies never went out; "done"."""
     user = update.effective_user
-    return not await services.storage.mark_update(update.update_id, user.id if user else None, services.clock())
+    if await services.storage.mark_update(update.update_id, user.id if user else None, services.clock()):
+        return "new"
+    if user is None or update.update_id <= (await services.storage.ui_state(user.id)).get("done", 0):
+        return "done"
+    return "again"
 
 
 async def answer_query(services: Services, update: Update, notice: str | None) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application
 
 from bot.conversation import Conversation
@@ -89,12 +89,19 @@ class Delivery:
                     return
                 except BadRequest as exc:
                     log.info("editMessageText of a past question failed: %s", exc.message)
+                except TelegramError as exc:
+                    log.warning("could not show the answer under a past question: %s", exc.message)
+                    return
         try:
             await self.sender.call(user_id, "editMessageReplyMarkup", self.bot.edit_message_reply_markup,
                                    chat_id=chat_id, message_id=message_id, reply_markup=None)
         except BadRequest as exc:
             # "message is not modified" (no keyboard left) or "message to edit not found": nothing live.
             log.debug("editMessageReplyMarkup of a past question failed: %s", exc.message)
+        except TelegramError as exc:
+            # Retiring old buttons is cosmetic (a press on them is checked and refused): the turn's
+            # own replies still go out.
+            log.warning("could not retire a past question's buttons: %s", exc.message)
 
     async def deliver(self, update: Update, outcome: Outcome, *, answer: str | None = None,
                       pressed: Message | None = None, extra: dict[str, Any] | None = None,

@@ -53,7 +53,7 @@ class IntakeHandlers:
             return
         outcome = await self.s.conversation.handle(user_id, Text(text), language_code=language,
                                                    update_id=update.update_id)
-        await self.s.delivery.deliver(update, outcome, answer=short(text))
+        await self.s.delivery.deliver(update, outcome, answer=short(text) if outcome.answered else None)
 
     async def engine_command(self, update: Update, name: str) -> None:
         """/back, /skip, /cancel, /continue: a turn of the active case, if there is one."""

@@ -29,9 +29,10 @@ from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.telegram import callback_data, render as tg
 from bot.telegram.account import AccountHandlers
+from bot.telegram.acks import transient
 from bot.telegram.cases import CaseHandlers
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, seen, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, mark, sender_of,
 )
 from bot.telegram.delivery import Delivery
 from bot.telegram.escalation import EscalationHandlers
@@ -174,7 +175,15 @@ class TelegramShell:
         if name in ENGINE_COMMANDS:
             await self.intake.engine_command(update, name)
             return
-        if await seen(self.services, update):
+        marked = await mark(self.services, update)
+        if marked == "done":
+            return
+        if marked == "again" and name in ("start", "new"):
+            # Acted on, its replies lost: the welcome (for /start) and the open question, not a second case.
+            user_id = sender_of(update).id
+            replies = [Reply("welcome", {})] if name == "start" else []
+            await self.delivery.deliver(update, Outcome(await locale_of(self.services, update),
+                                                        replies + await self.services.conversation.open_question(user_id)))
             return
         handler = self.commands.get(name)
         if handler is not None:
@@ -227,6 +236,10 @@ class TelegramShell:
             log.info("answerInlineQuery failed: %s", exc)
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if transient(context.error):
+            # The Bot API or the database failing: the update is delivered again (bot.telegram.acks).
+            log.warning("could not finish an update: %s", type(context.error).__name__)
+            return
         log.error("error while handling an update", exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None \
                 or update.effective_chat.type != ChatType.PRIVATE:
