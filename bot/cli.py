@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "option. Commands: /back /skip /cancel /new /status /language zh|en "
                                       "/help /quit.")
     db_flag(chat)
-    chat.add_argument("--lang", choices=("zh", "en"), help="language of the conversation (default en)")
+    chat.add_argument("--lang", choices=("zh", "zh-Hant", "en"), help="language of the conversation: zh (Simplified), zh-Hant (Traditional) or en (default)")
 
     sub.add_parser("graph", help="print the intake state graph as Mermaid",
                    description="Print the intake graph (questions and the conditions between them) as a "

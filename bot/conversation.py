@@ -18,7 +18,7 @@ from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
 from dialogs.zones import resolve_zone
-from messages import locale_from
+from messages import locale_from, locale_named
 from messages.export import export_markdown
 
 RESUME, NEW = engine.RESUME, engine.NEW
@@ -175,12 +175,13 @@ class Conversation:
             replies.append(engine.ask(self.graph, state))
         return Outcome(locale, replies, case.id)
 
-    async def set_language(self, user_id: int, language: str) -> Outcome:
-        language = language.strip().lower()[:2]
-        if language not in LOCALES:
+    async def set_language(self, user_id: int, name: str) -> Outcome:
+        language = locale_named(name)
+        if language is None or language not in LOCALES:
             locale = await self.locale(user_id)
             return Outcome(locale, [Reply("language_choose", {}, (Button("lang:en", "btn.lang_en"),
-                                                                   Button("lang:zh", "btn.lang_zh")))])
+                                                                   Button("lang:zh", "btn.lang_zh"),
+                                                                   Button("lang:zh-Hant", "btn.lang_zh_hant")))])
         await self.storage.ensure_user(user_id, self._now())
         await self.storage.set_user(user_id, self._now(), language=language)
         return Outcome(language, [Reply("language_set", {})])

@@ -73,7 +73,8 @@ class Escalation:
     @staticmethod
     def ask_language(locale: str, case: Case, recipient: str) -> Outcome:
         reply = Reply("escalate.language", {"recipient": recipient},
-                      (Button("esclang:en", "btn.letter.en"), Button("esclang:zh", "btn.letter.zh")))
+                      (Button("esclang:en", "btn.letter.en"), Button("esclang:zh", "btn.letter.zh"),
+                       Button("esclang:zh-Hant", "btn.letter.zh_hant")))
         return Outcome(locale, [reply], case.id)
 
     async def draft(self, user_id: int, locale: str, case: Case, recipient: str, letter: str, origin: str,

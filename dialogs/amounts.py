@@ -63,7 +63,9 @@ _MAX_INTEGER_DIGITS = 15
 _PREFIXES = {
     "us$": "USD", "usd": "USD", "$": "USD", "美元": "USD",
     "hk$": "HKD", "hkd": "HKD", "港币": "HKD", "港幣": "HKD",
-    "nt$": "TWD", "twd": "TWD",
+    "nt$": "TWD", "twd": "TWD", "ntd": "TWD", "新台币": "TWD", "新台幣": "TWD", "台币": "TWD", "台幣": "TWD",
+    "rm": "MYR", "myr": "MYR", "马币": "MYR", "馬幣": "MYR", "令吉": "MYR",
+    "新币": "SGD", "新幣": "SGD", "新加坡元": "SGD",
     "a$": "AUD", "au$": "AUD", "aud": "AUD",
     "c$": "CAD", "ca$": "CAD", "cad": "CAD",
     "s$": "SGD", "sgd": "SGD",
@@ -84,10 +86,13 @@ _SUFFIXES = {
     "hkd": "HKD", "港币": "HKD", "港元": "HKD", "港幣": "HKD",
     "jpy": "JPY", "yen": "JPY", "日元": "JPY", "日圆": "JPY", "日圓": "JPY", "円": "JPY",
     "twd": "TWD", "台币": "TWD", "新台币": "TWD", "台幣": "TWD", "新台幣": "TWD",
-    "aud": "AUD", "澳元": "AUD", "cad": "CAD", "加元": "CAD", "sgd": "SGD", "新币": "SGD",
+    "aud": "AUD", "澳元": "AUD", "cad": "CAD", "加元": "CAD", "sgd": "SGD", "新币": "SGD", "新幣": "SGD",
+    "新加坡元": "SGD", "新元": "SGD", "ntd": "TWD", "台元": "TWD", "港纸": "HKD", "港紙": "HKD",
+    "myr": "MYR", "ringgit": "MYR", "令吉": "MYR", "马币": "MYR", "馬幣": "MYR", "林吉特": "MYR",
     "chf": "CHF", "krw": "KRW", "韩元": "KRW", "韓元": "KRW", "inr": "INR", "rub": "RUB", "卢布": "RUB",
 }
 _GENERIC_SIGNS = {"$", "¥"}
+_GENERIC_UNITS = {"元", "圆", "圓", "块", "塊", "块钱", "塊錢"}
 _MULTIPLIERS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "千": 1000, "百": 100, "k": 1000}
 _BIG_MULTIPLIERS = {"万", "萬", "亿", "億"}
 
@@ -210,6 +215,8 @@ def _currency(m: re.Match) -> tuple[str | None, bool]:
     if pre_code and suf_code and pre_code != suf_code:
         if pre.lower() in _GENERIC_SIGNS:
             return suf_code, True
+        if suf.lower() in _GENERIC_UNITS:       # 新台幣5萬元, 港幣300元: 元 is the unit of any dollar
+            return pre_code, True
         return None, False
     return pre_code or suf_code, True
 

@@ -28,13 +28,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from dialogs.model import CATEGORIES
 from dialogs.ngram_model import MODEL, NgramModel, softmax
 from dialogs.phrase_rules import RULES, RuleTally, Signal, rule_tally, text_of
-from dialogs.textfeatures import model_text
+from dialogs.script import same_length_simplified
 
 __all__ = ["MODES", "Classification", "Signal", "classify", "classify_lines"]
 
@@ -188,24 +189,39 @@ _WORD_CONTEXT = 2         # words of context each side of an English feature
 
 
 def _model_signals(model: NgramModel, text: str, category: str) -> tuple[Signal, ...]:
-    """The user's words behind the model's strongest features for `category`, as text signals."""
-    norm = model_text(text)
-    # Quote the user's own characters where the normalised form lines up with the text
-    # (Traditional -> Simplified and lower case keep the length almost always).
-    source = text if len(text) == len(norm) else norm
+    """The user's words behind the model's strongest features for `category`, as text signals:
+    each found in a form of the text that keeps every character's place, and quoted from the text
+    itself (Traditional characters, capitals and digits as the user wrote them)."""
+    norm, origin = _aligned(text)
     spans: list[tuple[int, int, float]] = []
     for feature, lift in model.evidence(text, category, n=12):
+        if "0" in feature:          # the model reads every number as 0: not a phrase to quote
+            continue
         span = _span_of(norm, feature)
         if span is None:
             continue
         start, end = _widen(norm, *span)
+        start, end = origin[start], origin[end - 1] + 1
         if any(start < e and s < end for s, e, _ in spans):
             continue
         spans.append((start, end, lift))
         if len(spans) == COMBINE.model_quotes:
             break
-    return tuple(Signal(category, round(lift, 2), "text", source[s:e].strip())
-                 for s, e, lift in sorted(spans, key=lambda x: -x[2]) if source[s:e].strip())
+    return tuple(Signal(category, round(lift, 2), "text", text[s:e].strip())
+                 for s, e, lift in sorted(spans, key=lambda x: -x[2]) if text[s:e].strip())
+
+
+def _aligned(text: str) -> tuple[str, list[int]]:
+    """The text as the model reads it, character by character (NFKC, Simplified, lower case),
+    and for each character of that form the position of the one it came from."""
+    simplified = same_length_simplified(text)
+    out: list[str] = []
+    origin: list[int] = []
+    for i, c in enumerate(simplified):
+        n = unicodedata.normalize("NFKC", c).lower().replace("\u2019", "'")
+        out.append(n)
+        origin.extend([i] * len(n))
+    return "".join(out), origin
 
 
 def _span_of(norm: str, feature: str) -> tuple[int, int] | None:
@@ -227,7 +243,11 @@ def _span_of(norm: str, feature: str) -> tuple[int, int] | None:
 def _widen(norm: str, start: int, end: int) -> tuple[int, int]:
     """A short phrase around a feature, inside its clause."""
     if _CJK.match(norm, start):
-        lo, hi = max(0, start - _CJK_CONTEXT), min(len(norm), end + _CJK_CONTEXT)
+        lo, hi = start, end          # widened over Chinese characters only
+        while lo > 0 and start - lo < _CJK_CONTEXT and _CJK.match(norm, lo - 1):
+            lo -= 1
+        while hi < len(norm) and hi - end < _CJK_CONTEXT and _CJK.match(norm, hi):
+            hi += 1
     else:
         lo, hi = start, end
         for _ in range(_WORD_CONTEXT):

@@ -19,9 +19,9 @@ from dialogs.classifier import Classification, classify
 from dialogs.dates import parse_date
 from dialogs.graph import Graph, Node, load
 from dialogs.model import CATEGORIES, Button, Effect, Reply, TimelineEvent
+from dialogs.places import local_currency, localised_amount
 from dialogs.verdict import CATEGORY_CHOICE, verdict
 
-CURRENCY_OF = {"CN": "CNY", "UK": "GBP", "EU": "EUR", "US": "USD"}
 MERCHANT_MAX = 120          # a longer answer to "who sold it" is a story, not a name
 STORY_WORTHY = 12           # an unmatched answer this long is kept as part of the story
 MINE_FROM = 16              # an answer this long is also read for the other questions it answers
@@ -164,7 +164,7 @@ def _clarifying_question(graph: Graph, state: DialogState) -> str | None:
 def _with_currency(state: DialogState) -> DialogState:
     """An amount given without a currency is in the currency of where the user lives."""
     amount = state.slots.get("amount")
-    currency = CURRENCY_OF.get(state.slots.get("jurisdiction", ""))
+    currency = local_currency(None, "", state.slots.get("jurisdiction"))
     if not amount or amount.get("currency") or not currency:
         return state
     return _with(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
@@ -281,7 +281,7 @@ def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: da
     if node.type == "amount":
         answer = parse_amount(text)
         if answer.kind == "amount":
-            currency = answer.currency or CURRENCY_OF.get(state.slots.get("jurisdiction", ""))
+            currency = local_currency(answer.currency, text, state.slots.get("jurisdiction"))
             return _Parsed(value={"value": f"{answer.value:.2f}", "currency": currency}, ok=True)
         return _Parsed(error=f"err.amount_{answer.kind}")
     if node.type == "text":
@@ -307,6 +307,8 @@ def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[Di
     """The state with what the text tells added to unanswered slots, and what was added. The
     questions read by the classifier are answered only when it is sure of the whole story."""
     found = extract.mine(graph, text, today)
+    if "amount" in found:   # 5萬元 told from Taipei is in New Taiwan dollars (rules/places.yaml)
+        found["amount"] = localised_amount(found["amount"], text, state.slots.get("jurisdiction") or found.get("jurisdiction"))
     found = {k: v for k, v in found.items() if _valid_mined(graph, state, k, v, found)}
     merged = extract.merge(state.slots, found, frozenset(state.skipped))
     from_story = set(state.filled) | set(found)

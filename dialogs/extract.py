@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from dialogs.amounts import find_amounts
+from dialogs.places import place_of_amount
 from dialogs.classifier import classify
 from dialogs.answers import find_phrases, grams, normalize, unique_option
 from dialogs.dates import find_dates
@@ -19,7 +20,6 @@ _MERCHANT_PATTERNS = (
     re.compile(r"在([\u4e00-\u9fffA-Za-z0-9·.&\- ]{2,16}?)(?:上|里)?(?:买|购买|下单|充值|订|报名|注册|开通|投资)"),
     re.compile(r"\b(?:from|at|on|with)\s+([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*){0,2})"),
 )
-_CURRENCY_JURISDICTION = {"CNY": "CN", "GBP": "UK", "EUR": "EU", "USD": "US"}
 
 
 def _choice_slots(graph: Graph, norm: str, text_grams: frozenset[str]) -> dict[str, Any]:
@@ -113,10 +113,11 @@ def mine(graph: Graph, text: str, today: date) -> dict[str, Any]:
     found: dict[str, Any] = _choice_slots(graph, norm, text_grams)
     amounts = find_amounts(text)
     if amounts:
-        _, value, currency = amounts[0]
+        written, value, currency = amounts[0]
         found["amount"] = {"value": f"{value:.2f}", "currency": currency}
-        if currency in _CURRENCY_JURISDICTION and "jurisdiction" not in found:
-            found["jurisdiction"] = _CURRENCY_JURISDICTION[currency]
+        place = place_of_amount(currency, written)   # not from 元 or $ alone (rules/places.yaml)
+        if place and "jurisdiction" not in found:
+            found["jurisdiction"] = place
     found.update(_classify_dates(graph, text, today, norm, text_grams))
     merchant = _merchant(graph, text, norm, text_grams)
     if merchant:

@@ -5,7 +5,7 @@ a test can compare it, and `messages` can render it without knowing the engine.
 
 Slots (the facts of a case) are a dict with these keys, all optional:
 
-    jurisdiction    "CN" | "EU" | "UK" | "US" | "OTHER"
+    jurisdiction    "CN" | "EU" | "UK" | "US" | "HK" | "TW" | "SG" | "MY" | "OTHER"
     purchase_type   "software" | "subscription" | "course" | "game" | "goods"
                     | "service" | "platform_funds" | "other"
     merchant        str, the seller or platform name as the user wrote it
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-JURISDICTIONS = ("CN", "EU", "UK", "US", "OTHER")
+JURISDICTIONS = ("CN", "HK", "TW", "SG", "MY", "EU", "UK", "US", "OTHER")
 PURCHASE_TYPES = ("software", "subscription", "course", "game", "goods", "service", "platform_funds", "other")
 PAYMENT_METHODS = (
     "credit_card", "debit_card", "paypal", "alipay", "wechat_pay",
@@ -43,7 +43,7 @@ CATEGORIES = (
     "withdrawal_scam", "maintenance_stalling", "defect", "mismatch", "non_delivery",
     "unauthorized_or_subscription", "changed_mind", "other",
 )
-LOCALES = ("en", "zh")
+LOCALES = ("en", "zh", "zh-Hant")   # zh-Hant: Traditional Chinese, made from zh (messages/hant.py)
 
 
 @dataclass(frozen=True)

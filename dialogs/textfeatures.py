@@ -18,11 +18,7 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
-import opencc
-
-# Traditional (Taiwan, Hong Kong) to Simplified, with the Taiwan phrase set (軟體 -> 软件,
-# 訊息 -> 消息): a story written in either script is read the same way.
-_TO_SIMPLIFIED = opencc.OpenCC("tw2sp.json")
+from dialogs.script import to_simplified
 
 _REDACTED = re.compile(r"x{2,}|\{\$|\}")      # the complaint databases' XXXX and {$1.00} marks
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
@@ -32,13 +28,7 @@ CJK_ORDERS = (1, 2)
 CHAR_ORDERS = (4,)
 
 
-def to_simplified(text: str) -> str:
-    return str(_TO_SIMPLIFIED.convert(text))
-
-
 def model_text(text: str) -> str:
-    # Lone surrogates (a broken client) cannot go through OpenCC's UTF-8: they become "?".
-    text = text.encode("utf-8", "replace").decode("utf-8")
     text = unicodedata.normalize("NFKC", text)
     text = to_simplified(text).lower().replace("\u2019", "'")
     text = _REDACTED.sub(" ", text)

@@ -12,8 +12,10 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-# The zone of each jurisdiction's capital (the EU's institutions for the EU).
-JURISDICTION_ZONE = {"CN": "Asia/Shanghai", "UK": "Europe/London", "EU": "Europe/Brussels", "US": "America/New_York"}
+from dialogs.places import ZONE_OF
+
+# The zone of each place the intake offers (dialogs/rules/places.yaml).
+JURISDICTION_ZONE = ZONE_OF
 ZONE_INPUT_MAX = 64
 # Place names a Chinese-speaking user may type for /timezone.
 ZONE_ALIASES = {

@@ -23,9 +23,13 @@ from markupsafe import Markup
 
 from dialogs.model import LOCALES, Reply
 from dialogs.yamlfile import read_yaml
+from messages.hant import to_hant
 
 _ROOT = Path(__file__).parent
 DEFAULT_LOCALE = "en"
+HANT = "zh-Hant"
+# Telegram language codes (lower case) of Traditional Chinese apps: Taiwan, Hong Kong, Macau.
+_HANT_CODES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
 
 
 class MissingMessage(KeyError):
@@ -58,12 +62,12 @@ def _format_date(value: Any, locale: str) -> str:
     if value in (None, ""):
         return ""
     d = value if isinstance(value, date) else date.fromisoformat(str(value))
-    if locale == "zh":
+    if locale.startswith("zh"):
         return f"{d.year}年{d.month}月{d.day}日"
     return f"{d.day} {d.strftime('%b')} {d.year}"
 
 
-_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$"}
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$", "TWD": "NT$", "SGD": "S$", "MYR": "RM"}
 
 
 def _format_money(amount: Any, locale: str) -> str:
@@ -94,6 +98,8 @@ class _Catalog:
         )
         self.env.filters["date"] = lambda v: _format_date(v, locale)
         self.env.filters["money"] = lambda v: _format_money(v, locale)
+        # Chinese data shown as is in zh (official citations, menu paths), in Traditional in zh-Hant.
+        self.env.filters["hant"] = (lambda v: to_hant(str(v))) if locale == HANT else (lambda v: v)
         self.env.globals["t"] = self._nested
         self.env.globals["locale"] = locale
 
@@ -140,8 +146,23 @@ def plain(html_text: str) -> str:
     return html.unescape(_TAG.sub("", html_text))
 
 
+def locale_named(name: str | None) -> str | None:
+    """A language the user names (/language zh-Hant, 繁體, en) as one of our locales, or None."""
+    text = (name or "").strip().lower().replace("_", "-")
+    if text.startswith(_HANT_CODES) or text in ("繁體", "繁体", "繁體中文", "繁体中文", "traditional", "hant", "tw", "hk"):
+        return HANT
+    if text.startswith("zh") or text in ("中文", "简体", "簡體", "简体中文", "簡體中文", "simplified", "hans"):
+        return "zh"
+    if text.startswith("en") or text in ("english", "英文", "英语", "英語"):
+        return "en"
+    return None
+
+
 def locale_from(language_code: str | None) -> str:
     """A Telegram language_code (zh-hans, en-US, ...) to one of our locales."""
-    if language_code and language_code.lower().startswith("zh"):
+    code = (language_code or "").lower().replace("_", "-")
+    if code.startswith(_HANT_CODES):
+        return HANT
+    if code.startswith("zh"):
         return "zh"
     return DEFAULT_LOCALE

@@ -559,9 +559,12 @@ def test_deadline_lines_show_date_status_action_and_source(locale):
     if locale == "en":
         assert "<b>30-day right to reject</b>: 1 Dec 2026, in 19 days" in text
         assert "<i>Source: Consumer Rights Act 2015, ss. 19(14)-(15), 20-24 (legislation.gov.uk/ukpga/2015/15/section/22)" in text
-    else:
+    elif locale == "zh":
         assert "<b>30天拒收权</b>：2026年12月1日（还剩19天）" in text
         assert "<i>依据：英国《2015年消费者权利法》第19条(14)-(15)款、第20-24条（legislation.gov.uk/ukpga/2015/15/section/22）" in text
+    else:   # Traditional: the catalogue and the citation both converted
+        assert "<b>30天拒收權</b>：2026年12月1日（還剩19天）" in text
+        assert "<i>依據：英國《2015年消費者權利法》第19條(14)-(15)款、第20-24條（legislation.gov.uk/ukpga/2015/15/section/22）" in text
     steps = re.findall(r"^(\d+)\. ", text, re.M)
     assert steps == [str(i) for i in range(1, len(steps) + 1)] and len(steps) >= 4
 

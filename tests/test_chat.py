@@ -16,7 +16,7 @@ def chat(db: Path, lines, *args):
 def test_a_complete_conversation_in_english(tmp_path):
     db = tmp_path / "en.db"
     out = chat(db, [
-        "4",                      # United States (numbered option)
+        "8",                      # United States (numbered option)
         "software licence",
         "Acme Soft",
         "credit card",
@@ -57,6 +57,24 @@ def test_a_complete_conversation_in_chinese_told_as_a_story(tmp_path):
     assert "提现诈骗" in text or "诈骗" in text
     assert "110" in text and "96110" in text
     assert "不构成法律意见" in text or "法律意见" in text
+
+
+def test_a_hong_kong_scam_told_in_traditional_chinese(tmp_path):
+    """Issue 13: --lang zh-Hant, a Hong Kong investment scam: Traditional replies, the bank and 18222."""
+    db = tmp_path / "hk.db"
+    out = chat(db, [
+        "我住在香港，2026年10月3日在一個投資平台用銀行轉帳存了5萬元。11月5日開始提款一直說系統維護，客服說要先交解凍金才能出款。",
+        "某某投資",
+        "7",                      # 銀行轉帳
+        "3",                      # the problem date: skip
+        "1", "1", "1",
+    ], "--lang", "zh-Hant")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "所在地：香港" in text                                  # the story said Hong Kong
+    assert "18222" in text and "反詐騙協調中心" in text
+    assert "HK$50,000.00" in text
+    assert "不構成法律意見" in text
 
 
 def test_running_again_offers_to_continue(tmp_path):

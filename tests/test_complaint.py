@@ -128,6 +128,57 @@ CASES = {
         "evidence": [{"kind": "document", "file_id": "BQ", "text": "receipt <Steam> & VAT", "at": "2026-11-12T20:00:00+00:00"}],
         "recipients": ["seller", "platform", "regulator"],
     },
+    # Issue 13. Taiwan: a change of mind on momo within the 7 days of art. 19, paid by credit card.
+    "tw_momo": {
+        "slots": {
+            "jurisdiction": "TW", "purchase_type": "goods", "merchant": "momo購物網 <3C> & 家電",
+            "payment_method": "credit_card", "amount": {"value": "12990", "currency": "TWD"},
+            "purchase_date": "2026-11-17", "problem": "changed_mind", "contacted": False,
+        },
+        "category": "changed_mind",
+        "timeline": [],
+        "evidence": [],
+        "recipients": ["seller", "platform", "regulator"],
+    },
+    # Hong Kong: an investment-platform scam paid by bank transfer: the bank and 18222.
+    "hk_scam": {
+        "slots": {
+            "jurisdiction": "HK", "purchase_type": "platform_funds", "merchant": "Tele<gram> 投資群 & 導師",
+            "payment_method": "bank_transfer", "amount": {"value": "80000", "currency": "HKD"},
+            "purchase_date": "2026-10-30", "problem": "withdrawal_blocked", "problem_date": "2026-11-05",
+            "contacted": True, "contact_date": "2026-11-06", "seller_answer": "asked_fees",
+        },
+        "category": "withdrawal_scam",
+        "timeline": [],
+        "evidence": [],
+        "recipients": ["payment", "police"],     # outside mainland China the bank comes first
+    },
+    # Singapore: a faulty blender bought on Lazada by debit card: the lemon law, CASE, FIDReC.
+    "sg_lemon": {
+        "slots": {
+            "jurisdiction": "SG", "purchase_type": "goods", "merchant": "Lazada <SG> & Co",
+            "payment_method": "debit_card", "amount": {"value": "189", "currency": "SGD"},
+            "purchase_date": "2026-10-20", "problem": "defect", "contacted": True,
+            "contact_date": "2026-11-02", "seller_answer": "refused",
+        },
+        "category": "defect",
+        "timeline": [],
+        "evidence": [],
+        "recipients": ["seller", "platform", "payment", "regulator"],
+    },
+    # Malaysia: a phone from Shopee never delivered, paid by card: the Tribunal and FMOS.
+    "my_shopee": {
+        "slots": {
+            "jurisdiction": "MY", "purchase_type": "goods", "merchant": "Shopee <MY> & Kedai",
+            "payment_method": "credit_card", "amount": {"value": "1200", "currency": "MYR"},
+            "purchase_date": "2026-10-25", "problem": "non_delivery", "contacted": True,
+            "contact_date": "2026-11-05", "seller_answer": "none",
+        },
+        "category": "non_delivery",
+        "timeline": [],
+        "evidence": [],
+        "recipients": ["seller", "platform", "payment", "regulator"],
+    },
 }
 
 # The legal basis each case's drafts must cite (a fragment of the citation, per recipient).
@@ -142,6 +193,17 @@ CITES = {
     ("us_sub", "zh"): "美国《公平信用账单法》，15 U.S.C. § 1666",
     ("eu_steam", "en"): "Directive 2011/83/EU",
     ("eu_steam", "zh"): "欧盟《消费者权利指令》（2011/83/EU）第9(1)条",
+    ("cn_taobao", "zh-Hant"): "《中華人民共和國消費者權益保護法》第二十四條",
+    ("cn_scam", "zh-Hant"): "《中華人民共和國反電信網路詐騙法》第二十條、第三十四條",
+    ("uk_card", "zh-Hant"): "英國《2015年消費者權利法》第22條",
+    ("us_sub", "zh-Hant"): "美國《公平信用帳單法》，15 U.S.C. § 1666",
+    ("eu_steam", "zh-Hant"): "歐盟《消費者權利指令》（2011/83/EU）第9(1)條",
+    ("tw_momo", "en"): "Articles 19 and 19-2 of the Consumer Protection Act (Taiwan)",
+    ("tw_momo", "zh"): "《消费者保护法》（台湾）第19条、第19-2条",
+    ("tw_momo", "zh-Hant"): "《消費者保護法》（台灣）第19條、第19-2條",
+    ("sg_lemon", "en"): "of the Consumer Protection (Fair Trading) Act (Singapore)",
+    ("sg_lemon", "zh"): "新加坡《消费者保护（公平交易）法》第12A-12F条",
+    ("sg_lemon", "zh-Hant"): "新加坡《消費者保護（公平交易）法》第12A-12F條",
 }
 
 

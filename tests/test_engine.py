@@ -26,12 +26,17 @@ def keys(result):
 def test_first_question_offers_every_jurisdiction_as_a_button():
     reply = engine.ask(load(), engine.start())
     assert reply.key == "q.jurisdiction"
-    assert [b.id for b in reply.buttons] == ["CN", "EU", "UK", "US", "OTHER"]
+    assert [b.id for b in reply.buttons] == ["CN", "HK", "TW", "SG", "MY", "EU", "UK", "US", "OTHER"]
 
 
 @pytest.mark.parametrize("event, expected", [
     (Press("UK"), "UK"),
-    (Text("3"), "UK"),
+    (Text("7"), "UK"),
+    (Text("3"), "TW"),
+    (Text("台灣"), "TW"),
+    (Text("香港"), "HK"),
+    (Text("Singapore"), "SG"),
+    (Text("I live in Kuala Lumpur"), "MY"),
     (Text("英国"), "UK"),
     (Text("United Kingdom"), "UK"),
     (Text("I live in London, England"), "UK"),

@@ -46,8 +46,8 @@ async def test_escalate_after_the_intake_sends_the_draft_and_both_documents(h, l
     assert not buttons_of(h.emu.messages(ANN)[[m["message_id"] for m in h.emu.messages(ANN)].index(
         chooser[0]["message_id"])]), "the recipient keyboard is retired"
     langs = buttons_of(language[0])
-    assert set(langs) == {"English", "中文"}
-    data = langs["English" if letter == "en" else "中文"]
+    assert set(langs) == {"English", "简体中文", "繁體中文"}
+    data = langs["English" if letter == "en" else "简体中文"]
 
     _, sent = await h.press(ann, language[0], data)
     documents = [m for m in sent if m.get("document")]

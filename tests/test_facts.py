@@ -34,6 +34,12 @@ OFFICIAL = (
     "usa.visa.com", "www.paypal.com", "support.apple.com", "support.google.com", "store.steampowered.com",
     "support.xbox.com", "rulechannel.taobao.com", "learn-jdm.jd.com", "pay.weixin.qq.com",
     "opendocs.alipay.com",
+    # Hong Kong, Taiwan, Singapore, Malaysia (issue 13)
+    "www.consumer.org.hk", "www.judiciary.hk", "www.adcc.gov.hk", "www1.erc.police.gov.hk",
+    "www.fdrc.org.hk", "law.moj.gov.tw", "cpc.ey.gov.tw", "165.npa.gov.tw", "www.foi.org.tw",
+    "www.judiciary.gov.sg", "sso.agc.gov.sg", "www.case.org.sg", "www.scamshield.gov.sg",
+    "eservices1.police.gov.sg", "www.fidrec.com.sg", "ttpm.kpdn.gov.my", "lom.agc.gov.my",
+    "nfcc.jpm.gov.my", "www.fmos.org.my",
 )
 # Texts with a number that is advice, not a legal fact: "give them 7 days" is what the advisor
 # calls reasonable, and says so.
@@ -86,7 +92,7 @@ def test_every_shown_legal_number_phone_or_address_has_a_fact(locale):
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_users_see_official_citations_never_research_notes(locale):
-    label = "Source: " if locale == "en" else "依据："
+    label = {"en": "Source: ", "zh": "依据：", "zh-Hant": "依據："}[locale]
     seen = set()
     for category, jurisdiction, method in itertools.product(CATEGORIES, JURISDICTIONS, PAYMENT_METHODS):
         case = {"jurisdiction": jurisdiction, "payment_method": method, "purchase_type": "goods",
@@ -97,7 +103,7 @@ def test_users_see_official_citations_never_research_notes(locale):
             seen.add(line)
             assert not RESEARCH.search(line), line
     assert seen
-    assert any("第二十五条" in s for s in seen) or locale == "en"
+    assert any(("第二十五條" if locale == "zh-Hant" else "第二十五条") in s for s in seen) or locale == "en"
 
 
 def test_the_shared_research_sheet_ids_are_kept():

@@ -199,3 +199,17 @@ def test_a_wrong_choice_is_reasked():
     wrong = step(menu.state, Text("99"), NOW)
     assert keys(wrong)[-1] == "q.category_menu"
     assert not wrong.effects
+
+
+# --------------------------------------------------------------------------- Traditional Chinese
+
+def test_a_story_in_traditional_characters_is_read_and_quoted_as_written():
+    story = "我在台灣網購了一支手機，用銀行轉帳付了新台幣5萬元，到現在還沒收到，賣家已讀不回"
+    result = step(engine.start(), Text(story), NOW)
+    slots = result.state.slots
+    assert (slots["jurisdiction"], slots["payment_method"]) == ("TW", "bank_transfer")
+    assert slots["amount"] == {"value": "50000.00", "currency": "TWD"}
+    reading = classify(slots, story)
+    assert reading.category == "non_delivery"
+    quotes = [s.phrase for s in reading.signals if s.source == "text"]
+    assert quotes and all(q in story for q in quotes), "quotes are the user's own characters"
