@@ -21,20 +21,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.emulator import BenchEmulator
+from bench.emulator import ANSWER_PREFIXES, BenchEmulator
 from bench.procs import BotProcess, self_cpu_seconds
 
 # node -> option id, or "type:<text>" (the plan of tests/test_telegram_intake.py, with a typed amount)
 PLAN = {"jurisdiction": "CN", "purchase_type": "software", "merchant": "_skip", "payment_method": "alipay",
         "amount": "type:1299", "purchase_date": "yesterday", "problem": "defect", "problem_date": "today",
         "contacted": "yes", "contact_date": "today", "seller_answer": "refused", "story": "_skip",
-        "confirm": "_yes"}
+        "confirm": "_yes",
+        # optional dates some variants are asked (US cards: the statement; non-delivery by card: the due date)
+        "statement_date": "_skip", "expected_date": "_skip"}
 VARIANTS = [{}, {"jurisdiction": "UK", "payment_method": "credit_card", "amount": "type:£49.99"},
             {"jurisdiction": "US", "purchase_type": "subscription", "problem": "unauthorized",
              "payment_method": "paypal", "amount": "type:$12"},
             {"jurisdiction": "EU", "purchase_type": "goods", "problem": "non_delivery", "seller_answer": "none",
              "amount": "type:80 EUR", "payment_method": "debit_card"}]
-UPDATES_PER_INTAKE = 1 + len(PLAN)     # /start and one answer per question
+UPDATES_PER_INTAKE = 1 + len(PLAN) - 2     # /start and one answer per question (not the optional dates)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -128,7 +130,7 @@ class Driver:
         if step.startswith("type:"):
             user.next_action = ("say", step[5:])
         else:
-            match = [d for d in data if d.startswith("q:") and d.split(":", 3)[3] == step]
+            match = [d for d in data if d.startswith(ANSWER_PREFIXES) and d.split(":", 3)[3] == step]
             if not match:
                 self.errors.append(f"user {user.id}: no button {step!r} for {node!r}: {data}")
                 user.done = True

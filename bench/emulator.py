@@ -17,16 +17,22 @@ from tests.botapi import server as _server
 _server._Server.request_queue_size = 1024
 
 
+ANSWER_PREFIXES = ("ask:", "q:")     # ours (bot/telegram/callback_data.py), the baseline's
+ADVICE_NODE = "done"     # the advice's own buttons ("That's not my situation") answer no question
+
+
 def question_of(markup: dict | None) -> tuple[str | None, list[str]]:
-    """The node a keyboard answers (from callback data q:<case>:<token>:<option>) and its buttons' data."""
+    """The node a keyboard answers (from callback data ask:<case>:<token>:<option>, or q:... from the
+    baseline bot, whose data keeps the single letter) and its buttons' data."""
     node, data = None, []
     for row in (markup or {}).get("inline_keyboard", []):
         for button in row:
             d = button.get("callback_data")
             if d:
                 data.append(d)
-                if node is None and d.startswith("q:"):
+                if node is None and d.startswith(ANSWER_PREFIXES):
                     node = d.split(":", 3)[2].split("~", 1)[0]
+                    node = None if node == ADVICE_NODE else node
     return node, data
 
 

@@ -7,7 +7,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import yaml
 
 from dialogs import engine
 from dialogs.classifier import classify

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TextIO
 
-from bot.conversation import Conversation, Outcome
+from bot.conversation import Conversation
+from bot.outcome import Outcome
 from bot.storage import Storage
 from dialogs.engine import Command, Press, Text
 from messages import plain, render, render_reply
@@ -16,7 +17,7 @@ _COMMANDS = {"/back": "back", "/skip": "skip", "/cancel": "cancel", "/continue":
 
 class TerminalChat:
     def __init__(self, storage: Storage, out: TextIO = sys.stdout, user_id: int = LOCAL_USER):
-        self.conversation = Conversation(storage, default_zone=datetime.now().astimezone().tzinfo)
+        self.conversation = Conversation(storage, default_zone=datetime.now().astimezone().tzinfo or timezone.utc)
         self.out = out
         self.user_id = user_id
         self.buttons: list[str] = []   # the option ids of the last keyboard, numbered from 1

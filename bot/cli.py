@@ -144,7 +144,7 @@ def _database_commands(sub: Any, db_flag: Callable[[argparse.ArgumentParser], No
 
 
 async def _migrate(target: str) -> int:
-    from bot.pgsession import redact
+    from bot.storage.pgsession import redact
     from bot.storage import Storage
     storage = await Storage.open(target)
     try:
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.train_cli import run
             return run(args)
         if args.command == "copy-db":
-            from bot.copydb import copy_db
+            from bot.storage.copydb import copy_db
             asyncio.run(copy_db(parse_db(args.source, "FROM"), parse_db(args.target, "TO"), sys.stdout))
             return 0
         if args.command == "health":

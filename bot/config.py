@@ -1,4 +1,5 @@
-"""Settings from the environment (DESIGN.md's run-time contract), overridable by flags."""
+"""Settings from the environment (the README's Settings table), overridable by flags; ARCHITECTURE.md
+says where each part of the bot that reads them lives."""
 from __future__ import annotations
 
 import re

@@ -6,35 +6,22 @@ load case + dialog state -> dialogs.engine.step(state, event, now) -> save state
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Callable
-from zoneinfo import ZoneInfo
+from typing import Any, Callable
 
-from bot.storage import Case, StaleTurn, Storage
+from bot.outcome import Outcome
+from bot.reminders import Reminders, with_slots
+from bot.storage import AlreadyDone, Case, StaleTurn, Storage, User
 from dialogs import engine
+from dialogs.advice import advise
 from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
-from dialogs.places import ZONE_OF
+from dialogs.zones import resolve_zone
 from messages import locale_from, locale_named
+from messages.export import export_markdown
 
-if TYPE_CHECKING:
-    from bot.followups import Followups
-
-JURISDICTION_ZONE = ZONE_OF   # dialogs/rules/places.yaml
 RESUME, NEW = engine.RESUME, engine.NEW
-
-
-@dataclass
-class Outcome:
-    locale: str
-    replies: list[Reply] = field(default_factory=list)
-    case_id: int | None = None
-    documents: list[tuple[str, bytes]] = field(default_factory=list)
-    duplicate: bool = False        # the update was already acted on: send nothing
-    answered: bool = True          # the open question took the user's text (else it is asked again)
-
 
 # A turn that lost a race with another instance is computed again from the case as it is now.
 _TURN_ATTEMPTS = 3
@@ -50,14 +37,14 @@ def _event_record(event: Event) -> TimelineEvent:
 
 class Conversation:
     def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None,
-                 default_zone: tzinfo = timezone.utc, followups: "Followups | None" = None):
+                 default_zone: tzinfo = timezone.utc, reminders: Reminders | None = None):
         self.storage = storage
         self.graph = load_graph()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.default_zone = default_zone
-        # Follow-up nudges (Telegram): a case's plan starts with its advice. None: no nudges
+        # Reminders (Telegram): a case's plan starts with its advice. None: no reminders
         # (the terminal chat cannot deliver them).
-        self.followups = followups
+        self.reminders = reminders
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -67,12 +54,10 @@ class Conversation:
             raise ValueError("the clock must give time-zone aware datetimes")
         return now
 
-    def _zone(self, user_zone: str | None, case: Case | None) -> tzinfo:
-        name = user_zone or (JURISDICTION_ZONE.get(case.slots.get("jurisdiction", "")) if case else None)
-        try:
-            return ZoneInfo(name) if name else self.default_zone
-        except (KeyError, ValueError):
-            return self.default_zone
+    def zone(self, user: User | None, case: Case | None) -> tzinfo:
+        """The zone the user's "today" is in (dialogs.zones.resolve_zone)."""
+        return resolve_zone(user.time_zone if user else None, case.slots.get("jurisdiction") if case else None,
+                            self.default_zone)[0]
 
     async def locale(self, user_id: int, language_code: str | None = None) -> str:
         seen = locale_from(language_code) if language_code else None
@@ -93,7 +78,7 @@ class Conversation:
         case = await self.storage.active_case(user_id)
         if case is None:
             if update_id is not None and await self.storage.seen_update(update_id):
-                return Outcome(locale, duplicate=True)
+                return Outcome.nothing(locale)
             case = await self._new_case(user_id)
             if isinstance(event, (Press, Command)) or (isinstance(event, Text) and not event.text.strip()):
                 # Nothing to answer yet: open the first question.
@@ -108,7 +93,7 @@ class Conversation:
 
     async def _step(self, user_id: int, case: Case, event: Event, locale: str, update_id: int | None) -> Outcome:
         user = await self.storage.get_user(user_id)
-        now = self._now().astimezone(self._zone(user.time_zone if user else None, case))
+        now = self._now().astimezone(self.zone(user, case))
         state = DialogState.from_dict(case.dialog)
         result = engine.step(state, event, now, self.graph)
         status = category = confidence = None
@@ -116,18 +101,18 @@ class Conversation:
             if effect.kind == "advised":
                 status, category, confidence = "advised", effect.data["category"], effect.data["confidence"]
         change = None
-        if status == "advised" and self.followups is not None:
-            # The end of the intake: the case's follow-up life starts, written with this turn.
-            from bot.followups import with_slots
-            change = self.followups.start(user, with_slots(case, result.state.slots, category), category, now)
-        saved = await self.storage.save_turn(
-            user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
-            status=status, category=category, confidence=confidence, update_id=update_id, change=change,
-            read=case.dialog)
-        if not saved:
-            return Outcome(locale, duplicate=True)
-        if change is not None:
-            self.followups.scheduled(change.nudges)
+        if status == "advised" and self.reminders is not None:
+            # The end of the intake: the case's reminders start, written with this turn.
+            change = self.reminders.start(user, with_slots(case, result.state.slots, category), str(category), now)
+        try:
+            await self.storage.save_turn(
+                user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
+                status=status, category=category, confidence=confidence, update_id=update_id, change=change,
+                read=case.dialog)
+        except AlreadyDone:
+            return Outcome.nothing(locale)
+        if change is not None and self.reminders is not None:
+            self.reminders.scheduled(change.nudges)
         # A typed answer was taken when the case moved on from the question it answered.
         outcome = Outcome(locale, list(result.replies), case.id,
                           answered=result.state.node != state.node or result.state.pending != state.pending)
@@ -178,12 +163,11 @@ class Conversation:
         replies = [Reply("status", context)]
         if case.status != "intake":
             user = await self.storage.get_user(user_id)
-            today = self._now().astimezone(self._zone(user.time_zone if user else None, case)).date()
+            today = self._now().astimezone(self.zone(user, case)).date()
             result = engine.verdict_of(self.graph, state, today)
             plan_category = (case.plan or {}).get("category")
             if plan_category and plan_category != result["classification"]["category"]:
                 # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
-                from dialogs.advice import advise
                 slots = engine.active_slots(self.graph, state.slots)
                 result = {**result, "advice": advise(slots, plan_category, today).context()}
             replies.append(engine.advice_reply(result))
@@ -191,9 +175,9 @@ class Conversation:
             replies.append(engine.ask(self.graph, state))
         return Outcome(locale, replies, case.id)
 
-    async def set_language(self, user_id: int, language: str) -> Outcome:
-        language = locale_named(language)
-        if language not in LOCALES:
+    async def set_language(self, user_id: int, name: str) -> Outcome:
+        language = locale_named(name)
+        if language is None or language not in LOCALES:
             locale = await self.locale(user_id)
             return Outcome(locale, [Reply("language_choose", {}, (Button("lang:en", "btn.lang_en"),
                                                                    Button("lang:zh", "btn.lang_zh"),
@@ -267,8 +251,8 @@ class Conversation:
         if case is None:
             return None
         plan = None
-        if case.plan and self.followups is not None:
-            plan = self.followups.close_plan(case.plan, status, now)
+        if case.plan and self.reminders is not None:
+            plan = self.reminders.close_plan(case.plan, status, now)
         # Its nudges are cancelled in the same transaction.
         done = await self.storage.set_status(user_id, case_id, status, now,
                                              TimelineEvent("resolved", {"outcome": outcome}), plan=plan)
@@ -294,50 +278,13 @@ class Conversation:
         if case is None:
             return Outcome(locale, [Reply("no_case", {})])
         if update_id is not None and not await self.storage.mark_update(update_id, user_id, self._now()):
-            return Outcome(locale, duplicate=True)
+            return Outcome.nothing(locale)
         await self.storage.add_event(user_id, case.id, TimelineEvent("note", {"text": text}), self._now())
         return Outcome(locale, [Reply("case_closed_note", {"case_id": case.id, "status": case.status})], case.id)
 
     def export_markdown(self, data: dict[str, Any], locale: str) -> bytes:
-        """The export as a readable Markdown document in the user's language."""
-        from messages import MissingMessage, plain, render
-
-        def t(key: str, **context: Any) -> str:
-            try:
-                return plain(render(locale, key, **context))
-            except MissingMessage:      # a kind of event or evidence newer than the catalog
-                return key.rsplit(".", 1)[-1]
-
-        def md(text: Any) -> str:
-            return str(text).replace("\r", "").replace("\n", "\n  ")
-
-        lines = [f"# {t('export.title')}", "", t("export.intro", exported_at=data["exported_at"], count=len(data["cases"])), ""]
-        for case in data["cases"]:
-            lines += [f"## {t('export.case', case_id=case['id'])} · {t('status.' + case['status'])}", ""]
-            if case.get("category"):
-                lines += [f"{t('export.category')}: {t('category.' + case['category'])}", ""]
-            lines += [f"### {t('export.facts')}", ""]
-            case_facts = engine.facts(self.graph, case["facts"])
-            for fact in case_facts:
-                lines.append(f"- {t('field.' + fact['slot'])}: {md(t('fact_value', current=fact))}")
-            if case["facts"].get("story"):
-                lines.append(f"- {t('field.story')}: {md(case['facts']['story'])}")
-            if not case_facts and not case["facts"].get("story"):
-                lines.append(f"- {t('export.none')}")
-            lines += ["", f"### {t('export.timeline')}", ""]
-            for event in case["timeline"]:
-                detail = json.dumps(event["data"], ensure_ascii=False) if event["data"] else ""
-                lines.append(f"- {event['at'].replace('T', ' ')} · {t('event.' + event['kind'])}"
-                             + (f" · `{md(detail)}`" if detail else ""))
-            lines += ["", f"### {t('export.evidence')}", ""]
-            for item in case["evidence"]:
-                lines.append(f"- {item['at'].replace('T', ' ')} · {t('export.kind.' + item['kind'])}"
-                             + (f" · {md(item['text'])}" if item.get("text") else "")
-                             + (f" · file id `{item['file_id']}`" if item.get("file_id") else ""))
-            if not case["evidence"]:
-                lines.append(f"- {t('export.none')}")
-            lines.append("")
-        return ("\n".join(lines).rstrip() + "\n").encode("utf-8")
+        """The export as a readable Markdown document in the user's language (messages.export)."""
+        return export_markdown(data, locale, self.graph)
 
     async def open_question(self, user_id: int) -> list[Reply]:
         """The question open in the active case, to ask again after an aside (language, /delete kept)."""

@@ -1,13 +1,13 @@
 """The follow-up dispatcher: sends the nudges that are due.
 
-The database is the source of truth (DESIGN.md, Follow-ups). One APScheduler date job is armed
-at the earliest pending due time; it is moved earlier when a turn schedules an earlier nudge
-(`poke`) and re-armed from the database after each run. A run claims due rows in batches
-(pending -> sending, atomically), sends them one at a time through the application's bot (the
-same limiter as the replies, in its low-priority lane: the nudges take what the replies leave of
-the 30 requests a second) and records each one before the next goes: a crash between a send and
-its record repeats that one nudge, and no other. A million pending nudges are a million rows and
-one job.
+The database is the source of truth (ARCHITECTURE.md; the rows are bot/storage/queue.py's). One
+APScheduler date job is armed at the earliest pending due time; it is moved earlier when a turn
+schedules an earlier nudge (`poke`) and re-armed from the database after each run. A run claims
+due rows in batches (pending -> sending, atomically), sends them one at a time through the
+application's bot (the same limiter as the replies, in its low-priority lane: the nudges take what
+the replies leave of the 30 requests a second) and records each one before the next goes: a crash
+between a send and its record repeats that one nudge, and no other. A million pending nudges are a
+million rows and one job.
 
 - RetryAfter (429) is waited out by the Sender when short, else the row is retried after it.
 - 5xx and network errors: retried by the Sender, then the row is retried later with a growing
@@ -18,7 +18,7 @@ one job.
 - Start-up re-arms rows left `sending` by a crash: at most the nudge in flight then is repeated.
   One process per SQLite file; on PostgreSQL several instances share the rows (claims skip each
   other's locked rows, and a claim is a lease: only a dead instance's rows are re-armed, once
-  the lease is over; see bot/storage.py).
+  the lease is over; see bot/storage/postgres.py).
 - A stop lets the nudge in flight finish and be recorded; the rest of the batch goes back to
   pending at once.
 """
@@ -37,9 +37,10 @@ from apscheduler.triggers.date import DateTrigger
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import Followup, Storage
 from bot.telegram import render as tg
+from bot.telegram.callback_data import NudgeAnswer
 from bot.telegram.limiter import LOW_PRIORITY, retry_after_seconds
 from bot.telegram.sender import Sender, UserBlocked
 from messages import render_reply
@@ -56,12 +57,13 @@ def _button_group(option: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage, followups: Followups, sender: Sender, *,
+    def __init__(self, storage: Storage, reminders: Reminders, sender: Sender, *,
                  clock: Callable[[], datetime] | None = None, batch_size: int = 100, concurrency: int = 1,
                  retry_base: float = 5.0, retry_max: float = 600.0, max_bad_requests: int = 3,
                  stop_grace: float = 5.0):
         self.storage = storage
-        self.followups = followups
+        self.queue = storage.queue
+        self.reminders = reminders
         self.sender = sender
         self.clock = clock or (lambda: datetime.now(UTC))
         self.batch_size = batch_size
@@ -78,14 +80,14 @@ class Dispatcher:
         self._stopping = False
         self._in_flight: set[int] = set()
         self._catch_up: asyncio.Task | None = None
-        followups.listeners.append(self.poke)
+        reminders.listeners.append(self.poke)
 
     # ---- lifecycle (the Application's post_init and post_stop) ------------------------
 
     async def start(self, application: Any) -> None:
         self._bot = application.bot
         self._stopping = False
-        rearmed = await self.storage.rearm_followups(self.clock())
+        rearmed = await self.queue.rearm_followups(self.clock())
         if rearmed:
             log.info("%d follow-up(s) left in flight by the last run are pending again", rearmed)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -99,7 +101,7 @@ class Dispatcher:
 
     async def _start_unplanned(self) -> None:
         try:
-            started = await self.followups.start_unplanned()
+            started = await self.reminders.start_unplanned()
         except Exception:
             log.exception("could not start the follow-ups of cases advised before follow-ups existed")
             return
@@ -133,7 +135,7 @@ class Dispatcher:
                 with contextlib.suppress(BaseException):
                     await worker
         if self._in_flight:
-            await self.storage.release_followups(sorted(self._in_flight), self.clock())
+            await self.queue.release_followups(sorted(self._in_flight), self.clock())
             self._in_flight.clear()
 
     # ---- the timer ----------------------------------------------------------------------
@@ -149,6 +151,8 @@ class Dispatcher:
         # The scheduler runs on the real clock; `due` is on ours (the same, except in tests).
         delay = max((due - self.clock()).total_seconds(), 0.0)
         self._armed = due
+        if self.scheduler is None:
+            return
         self.scheduler.add_job(self._wake, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)), id=JOB_ID,
                                replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=1)
 
@@ -158,10 +162,10 @@ class Dispatcher:
         await self._arm_from_db()
 
     async def _arm_from_db(self) -> None:
-        earliest = await self.storage.earliest_followup()
+        earliest = await self.queue.earliest_followup()
         if self.scheduler is None or self._stopping:
             return
-        if self.storage.postgres:
+        if self.queue.shared:
             # Other instances poke only themselves: nudges one of them scheduled and did not live to
             # send (or leases it left) are found by looking again at least this often.
             latest = self.clock() + SHARED_LOOK_AGAIN
@@ -190,7 +194,7 @@ class Dispatcher:
             self._again = False
             try:
                 while not self._stopping:
-                    batch = await self.storage.claim_followups(self.clock(), self.batch_size)
+                    batch = await self.queue.claim_followups(self.clock(), self.batch_size)
                     if not batch:
                         break
                     await self._send_batch(batch)
@@ -236,7 +240,7 @@ class Dispatcher:
     async def _retry(self, rows: list[Followup], delay: float) -> None:
         due = self.clock() + timedelta(seconds=delay)
         for row in rows:
-            await self.storage.followup_retry(row.id, due, self.clock())
+            await self.queue.followup_retry(row.id, due, self.clock())
 
     def _backoff(self, attempts: int) -> float:
         return min(self.retry_base * 2 ** max(attempts - 1, 0), self.retry_max)
@@ -245,20 +249,20 @@ class Dispatcher:
         """Nudges of one case due together go out as one message: a deadline nudge if there is
         one (it says everything a regular one says, and the deadline)."""
         primary = next((r for r in rows if r.kind == "deadline"), rows[0])
-        found = await self.storage.followup_to_send(primary.id)
+        found = await self.queue.followup_to_send(primary.id)
         if found is None:
             # Resolved, deleted, blocked or replanned since the claim. Rows still claimed go back to
             # pending: the next claim sends them, or settles them (cancelled, paused) if it must not.
-            await self.storage.release_followups([r.id for r in rows], self.clock())
+            await self.queue.release_followups([r.id for r in rows], self.clock())
             return
         user, case = found
-        sendable = [primary] + [r for r in rows if r is not primary and await self.storage.followup_sendable(r.id)]
+        sendable = [primary] + [r for r in rows if r is not primary and await self.queue.followup_sendable(r.id)]
         if not case.plan:
             return
         now = self.clock()
-        locale = self.followups.locale(user)
-        rendered = render_reply(locale, self.followups.nudge_message(user, case, primary, now))
-        buttons = [(option, label, tg.nudge_data(case.id, primary.id, option)) for option, label in rendered.buttons]
+        locale = self.reminders.locale(user)
+        rendered = render_reply(locale, self.reminders.nudge_message(user, case, primary, now))
+        buttons = [(option, label, NudgeAnswer(case.id, primary.id, option).pack()) for option, label in rendered.buttons]
         try:
             message = await self._send(user.id, rendered.text, tg.flowing_keyboard(buttons, group=_button_group))
         except UserBlocked:
@@ -272,9 +276,9 @@ class Dispatcher:
             if primary.attempts >= self.max_bad_requests:
                 log.warning("follow-up %d failed for good: %s", primary.id, exc.message)
                 # The plan goes on from now, so that nudges never stop silently.
-                await self.storage.followup_failed(
+                await self.queue.followup_failed(
                     [r.id for r in sendable], self.clock(), exc.message,
-                    self.followups.recorder(sendable, self.clock(), failed=exc.message))
+                    self.reminders.recorder(sendable, self.clock(), failed=exc.message))
                 return
             log.info("follow-up %d: %s; retrying", primary.id, exc.message)
             await self._retry(sendable, self._backoff(primary.attempts))
@@ -283,9 +287,9 @@ class Dispatcher:
             log.info("follow-up %d: network error (%s); retrying later", primary.id, exc.message)
             await self._retry(sendable, self._backoff(primary.attempts))
             return
-        replaced = await self.storage.followup_sent(
+        replaced = await self.queue.followup_sent(
             [primary.id] + [r.id for r in sendable if r is not primary], message.message_id, self.clock(),
-            self.followups.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
+            self.reminders.recorder(sendable, self.clock()), owner=(primary.case_id, primary.user_id))
         for message_id in replaced:
             await self._retire(user.id, message_id)
 

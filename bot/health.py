@@ -9,7 +9,7 @@ import http.client
 import json
 import os
 
-from bot.pgsession import is_postgres, redact
+from bot.storage.pgsession import is_postgres, redact
 from bot.storage import Storage, StorageError
 
 EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1     # Docker reserves 2 for HEALTHCHECK commands: never used here

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
@@ -27,7 +27,7 @@ BOOTSTRAP_ATTEMPTS = 5
 
 
 class Poller:
-    def __init__(self, app: Application, acks: Acks, process: Callable[[Update], Awaitable[str]], *,
+    def __init__(self, app: Application, acks: Acks, process: Callable[[Update], Coroutine[Any, Any, str]], *,
                  timeout: float, allowed_updates: list[str] | None = None):
         self.app = app
         self.acks = acks

@@ -28,14 +28,15 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
-from bot.followups import Followups
 from bot.polling import Poller
+from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.telegram.acks import Acks
-from bot.telegram.handlers import COMMANDS, TelegramShell
+from bot.telegram.routing import COMMANDS, TelegramShell
 from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
+from dialogs.graph import load as load_graph
 from messages import plain, render
 
 log = logging.getLogger("bot.telegram")
@@ -170,6 +171,8 @@ class _PerUser(BaseUpdateProcessor):
 
 def build_application(config: Config, done: Callable[[object], None] | None = None, *,
                       post_init: Callable | None = None, post_stop: Callable | None = None) -> Application:
+    if not config.token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
     builder = (ApplicationBuilder()
                .concurrent_updates(_PerUser(done))
                .token(config.token)
@@ -204,6 +207,7 @@ class TelegramBot:
         if not config.token:
             raise ValueError("no token")
         self.config = config
+        self.token: str = config.token
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.on_update_done = on_update_done
@@ -213,22 +217,22 @@ class TelegramBot:
         self.dispatcher: Dispatcher | None = None
         self.acks = Acks()          # which updates are made good (acknowledged) or poisoned
         self._dispatching = False
+        self._poller: Poller | None = None
 
     async def start(self) -> None:
-        protect_token(self.config.token)
+        protect_token(self.token)
         self.storage = await Storage.open(self.config.db_path)
         try:
-            conversation = Conversation(self.storage, clock=self.clock)
-            followups = Followups(self.storage, conversation.graph, cadence=self.config.followup,
+            reminders = Reminders(self.storage, load_graph(), cadence=self.config.followup,
                                   quiet_hours=self.config.quiet_hours, clock=self.clock)
-            conversation.followups = followups
+            conversation = Conversation(self.storage, clock=self.clock, reminders=reminders)
             sender = Sender(self.storage, clock=self.clock)
             # Nudges: fewer retries in place (a row is simply retried later), the same bot and limiter.
-            self.dispatcher = Dispatcher(self.storage, followups, Sender(self.storage, attempts=3, clock=self.clock),
+            self.dispatcher = Dispatcher(self.storage, reminders, Sender(self.storage, attempts=3, clock=self.clock),
                                          clock=self.clock)
             self.app = build_application(self.config, self.on_update_done,
                                          post_init=self._post_init, post_stop=self._post_stop)
-            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, followups=followups)
+            shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, reminders=reminders)
             shell.register(self.app)
             self.app.add_error_handler(self.acks.on_error)
             try:
@@ -238,7 +242,8 @@ class TelegramBot:
                 raise
             shell.bind(self.app)
             # As run_polling does: post_init after initialize(), post_stop after stop().
-            await self.app.post_init(self.app)
+            if self.app.post_init is not None:
+                await self.app.post_init(self.app)
             try:
                 await set_commands(self.app)
             except TelegramError as exc:
@@ -249,35 +254,51 @@ class TelegramBot:
             await self._shutdown()
             raise
 
+    @property
+    def application(self) -> Application:
+        """The Application, once start() has built it."""
+        if self.app is None:
+            raise RuntimeError("the bot is not started")
+        return self.app
+
+    @property
+    def opened_storage(self) -> Storage:
+        """The database, once start() has opened it."""
+        if self.storage is None:
+            raise RuntimeError("the bot is not started")
+        return self.storage
+
     async def _receive(self) -> None:
         """Start getting updates (webhook mode overrides this pair, the rest is shared)."""
-        self._poller = Poller(self.app, self.acks, self.process, timeout=self.poll_timeout,
+        app = self.application
+        self._poller = Poller(app, self.acks, self.process, timeout=self.poll_timeout,
                               allowed_updates=list(Update.ALL_TYPES))
         await self._poller.start()
-        log.info("polling as @%s", self.app.bot.username)
+        log.info("polling as @%s", app.bot.username)
 
     async def _stop_receiving(self) -> None:
-        poller, self._poller = getattr(self, "_poller", None), None
+        poller, self._poller = self._poller, None
         if poller is not None:
             await poller.stop()
 
     async def process(self, update: Update) -> str:
         """One update through the Application (its user's updates in order, then `on_update_done`);
         what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON."""
+        app = self.application
         try:
-            await self.app.update_processor.process_update(update, self.app.process_update(update))
+            await app.update_processor.process_update(update, app.process_update(update))
         except Exception as exc:        # the Application's error handlers did not even see it
             await self.acks.on_error(update, _Failed(exc))
         return self.acks.verdict(update.update_id)
 
     async def _post_init(self, app: Application) -> None:
-        if not self.dispatch_followups:
+        if not self.dispatch_followups or self.dispatcher is None:
             return
         await self.dispatcher.start(app)
         self._dispatching = True
 
     async def _post_stop(self, app: Application) -> None:
-        if self._dispatching:
+        if self._dispatching and self.dispatcher is not None:
             self._dispatching = False
             await self.dispatcher.stop(app)
 
@@ -294,7 +315,8 @@ class TelegramBot:
                 await self._stop_receiving()
                 if self.app.running:
                     await self.app.stop()      # finishes the updates already fetched
-                await self.app.post_stop(self.app)
+                if self.app.post_stop is not None:
+                    await self.app.post_stop(self.app)
         finally:
             await self._close()
 

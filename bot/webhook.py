@@ -89,7 +89,7 @@ class WebhookBot(TelegramBot):
         self.port = sockets[0].getsockname()[1]
         self.accepting = True
         await self._set_webhook()
-        log.info("webhook for @%s at %s, listening on %s:%s%s", self.app.bot.username, self.webhook.url,
+        log.info("webhook for @%s at %s, listening on %s:%s%s", self.application.bot.username, self.webhook.url,
                  self.webhook.listen, self.port, self.webhook.path)
 
     async def _set_webhook(self) -> None:
@@ -97,8 +97,8 @@ class WebhookBot(TelegramBot):
         # deletes it (the other instances, or this one restarted, still need it). Instances
         # starting together may meet Telegram's flood control: the Sender waits and retries.
         try:
-            await Sender(self.storage, attempts=SET_WEBHOOK_ATTEMPTS).call(
-                None, "setWebhook", self.app.bot.set_webhook, url=self.webhook.url,
+            await Sender(self.opened_storage, attempts=SET_WEBHOOK_ATTEMPTS).call(
+                None, "setWebhook", self.application.bot.set_webhook, url=self.webhook.url,
                 secret_token=self.webhook.secret, allowed_updates=Update.ALL_TYPES)
         except BadRequest as exc:
             raise ConfigError(f"the Bot API refused TELEGRAM_WEBHOOK_URL={self.webhook.url}: "
@@ -157,7 +157,8 @@ class _Base(RequestHandler):
 
 class _NotFound(_Base):
     def initialize(self, bot: WebhookBot | None = None, status_code: int = 404) -> None:
-        self.bot = bot
+        if bot is not None:         # a 404 needs no bot: nothing of it is used
+            self.bot = bot
 
     def prepare(self) -> None:
         self._answer(404, {"ok": False, "error": "not found"})
@@ -202,7 +203,7 @@ class _UpdateHandler(_Base):
         self._chunks = None
         update_id = _update_id(body)
         try:
-            update = Update.de_json(json.loads(body), self.bot.app.bot)
+            update = Update.de_json(json.loads(body), self.bot.application.bot)
             if update is None or not isinstance(update.update_id, int):
                 raise ValueError("not an update")
         except Exception as exc:    # whatever it is, it came with the secret: Telegram must not retry it

@@ -9,8 +9,9 @@ I/O: `today` is an argument.
     needed(slots, recipient=None)      -> slots a draft is not worth making without
     draft(slots, category, recipient, letter_locale, timeline, evidence, today,
           *, rung=None, user_name=None) -> Draft     (ValueError for a recipient that does not fit)
-    render_draft(draft)                -> (Telegram HTML message, .txt text, .md text)
     recipients_problems(), message_keys()             (checks of the data, for the tests)
+
+The draft is rendered (HTML message, .txt and .md documents) by messages/complaint.py.
 
 Recipients: `seller`, `platform`, `payment` (card chargeback, US billing-error notice, UK
 section 75 claim, PayPal dispute, Alipay/WeChat Pay complaint, bank recall or fraud report,
@@ -20,15 +21,14 @@ crypto exchange report: picked by payment method), `regulator` (per jurisdiction
 `category` should be the follow-up plan's (`plan["category"]`: on the fraud path it is the
 path's own), `rung` the plan's current rung (`plan["rung"]`) or None before the plan starts.
 
-`timeline`: the case's events as plain data, `{"kind", "data", "at"}` (bot/storage.py's
-Event; `at` an ISO time or a datetime: its date is the one shown, so pass local times for
+`timeline`: the case's events as plain data, `{"kind", "data", "at"}` (bot.storage's
+TimelineEntry; `at` an ISO time or a datetime: its date is the one shown, so pass local times for
 local dates). Used: `answer` (slot seller_answer: when the user reported the answer),
 `nudge_answer` (waiting / refused / asked_more at a rung), `escalation` and `note`.
 `evidence`: `{"kind", "file_id", "text", "at"}` records.
 """
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from dialogs.advice import advise, as_tuple, facts as _facts, load_rules_yaml, normalise_case
 from dialogs.conditions import SLOT_NAMES, check_when, matches, parse_date
 from dialogs.advice import message_keys as _advice_keys
-from dialogs.followup import _ladder, ladders_for
+from dialogs.followup import load_ladder, ladders_for
 from dialogs.model import LOCALES
 
 RECIPIENTS = ("seller", "platform", "payment", "regulator", "police")
@@ -123,7 +123,7 @@ def _rules() -> _Rules:
     problems: list[str] = []
     doc = load_rules_yaml("recipients.yaml")
     known_facts = set(_facts())
-    ladder = _ladder()
+    ladder = load_ladder()
     deadline_doc = load_rules_yaml("deadlines.yaml")
     known_deadlines = {str(d.get("id")) for d in deadline_doc.get("deadlines") or [] if isinstance(d, Mapping)}
     advice_keys = _advice_keys()
@@ -279,8 +279,8 @@ def message_keys() -> set[str]:
     keys |= {f"complaint.law.{law}" for law in rules.laws}
     keys |= {f"complaint.basis.{b.id}" for b in rules.basis}
     keys |= {f"complaint.evidence_kind.{k}" for k in rules.evidence_kinds + ("other",)}
-    keys |= {f"complaint.party.{r}" for r in _ladder().rungs}
-    keys |= {f"complaint.next.{r}" for r in _ladder().rungs}
+    keys |= {f"complaint.party.{r}" for r in load_ladder().rungs}
+    keys |= {f"complaint.next.{r}" for r in load_ladder().rungs}
     keys |= {f"complaint.history.{k}" for k in ("asked", "answer", "escalation", "note") + NUDGE_ANSWERS}
     return keys
 
@@ -289,7 +289,7 @@ def message_keys() -> set[str]:
 
 def _stage(slots: Mapping[str, Any], category: str, rung: str | None) -> tuple[str, str, list[str], str]:
     """(path id, the category used on it, its rungs for this case, the current rung)."""
-    ladder = _ladder()
+    ladder = load_ladder()
     ladders = ladders_for(slots or {}, category)
     paths = [p.id for p in ladder.paths if rung in p.rungs] if rung else []
     if len(paths) == 1:
@@ -322,7 +322,7 @@ def _variant(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any]) 
     rec = rules.recipients[recipient]
     if not matches(rec.when, case):
         return None
-    if rec.ladder_rung and not matches(_ladder().rungs[rec.ladder_rung].when, case):
+    if rec.ladder_rung and not matches(load_ladder().rungs[rec.ladder_rung].when, case):
         return None
     for v in rec.variants:
         if matches(v.when, case) and _amount_fits(v.amount, slots) != "out":
@@ -575,7 +575,7 @@ def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale
 
     # the recipient's rung(s) on this path, its deadlines, and what comes after it
     my_rungs = [r for r in rungs if rules.rungs.get(r) == recipient]
-    ladder = _ladder()
+    ladder = load_ladder()
     own_deadlines = {d for r in my_rungs for d in ladder.rungs[r].deadlines}
     deadlines = [{"id": d.id, "name": f"deadline.{d.id}", "date": d.date.isoformat(),
                   "estimate": d.id in _estimates(), "days_left": d.days_left}
@@ -656,58 +656,3 @@ def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale
 def _estimates() -> frozenset[str]:
     doc = load_rules_yaml("deadlines.yaml")
     return frozenset(str(d["id"]) for d in doc.get("deadlines") or [] if isinstance(d, Mapping) and d.get("estimate"))
-
-
-# --------------------------------------------------------------------------- rendering
-
-_USER_TEXT = ("merchant", "user_name", "story", "story_short")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&#|~])")
-_MD_TAGS = ((re.compile(r"</?b>"), "**"), (re.compile(r"</?i>"), "_"), (re.compile(r"</?code>"), "`"))
-
-
-def _md_escape(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    escaped = _MD_SPECIAL.sub(r"\\\1", text)
-    # a line of the user's own that would start a list, a heading or a quote stays text
-    return re.sub(r"(?m)^(\s*)([-+>]|\d+\.)(?=\s)", lambda m: m.group(1) + "\\" + m.group(2), escaped)
-
-
-def _md_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    ctx = dict(context)
-    for key in _USER_TEXT:
-        ctx[key] = _md_escape(ctx.get(key))
-    ctx["urls"] = [_md_escape(u) for u in ctx.get("urls") or []]
-    ctx["history"] = [{**h, "text": _md_escape(h.get("text")), "text_short": _md_escape(h.get("text_short"))}
-                      for h in ctx.get("history") or []]
-    ctx["evidence"] = [{**e, "text": _md_escape(e.get("text")), "text_short": _md_escape(e.get("text_short"))}
-                       for e in ctx.get("evidence") or []]
-    return ctx
-
-
-def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-    return out + "\n"
-
-
-def render_draft(d: Draft) -> tuple[str, str, str]:
-    """(Telegram HTML message, plain text for a .txt document, Markdown for a .md document).
-
-    The message keeps long user texts short (the documents keep them whole); the shell
-    splits it if it is over Telegram's length. Every user value is escaped in each format.
-    """
-    import messages
-
-    def ctx(context: Mapping[str, Any], fmt: str) -> dict[str, Any]:
-        c = {**context, "subject_key": d.subject_key, "how_to_send_key": d.how_to_send_key,
-             "demand_date": d.demand_date.isoformat() if d.demand_date else None, "fmt": fmt}
-        c["d"] = c           # the whole context, for nested templates: t(key, **d)
-        return c
-
-    message = _tidy(messages.render(d.locale, "complaint_draft", **ctx(d.context, "html"))).rstrip("\n")
-    text = _tidy(messages.plain(messages.render(d.locale, "complaint_draft", **ctx(d.context, "text"))))
-    md = messages.render(d.locale, "complaint_draft", **ctx(_md_context(d.context), "md"))
-    for pattern, mark in _MD_TAGS:
-        md = pattern.sub(mark, md)
-    return message, text, _tidy(html.unescape(md))

@@ -96,7 +96,7 @@ class _Path:
 
 
 @dataclass(frozen=True)
-class _Ladder:
+class Ladder:
     rungs: Mapping[str, _Rung]
     paths: tuple[_Path, ...]
     statuses: Mapping[str, Mapping[str, Any]]
@@ -111,7 +111,8 @@ class _Ladder:
 
 
 @lru_cache(maxsize=None)
-def _ladder() -> _Ladder:
+def load_ladder() -> Ladder:
+    """The escalation ladder (rules/ladder.yaml), checked; shared with dialogs.complaint."""
     problems: list[str] = []
     doc = load_rules_yaml("ladder.yaml")
     deadline_doc = load_rules_yaml("deadlines.yaml")
@@ -204,28 +205,28 @@ def _ladder() -> _Ladder:
     for r in lead:
         if not (isinstance(r.get("days_before"), int) and r["days_before"] >= 0):
             problems.append(f"ladder.yaml: deadline_nudges.lead {r!r}: days_before must be an integer >= 0")
-    return _Ladder(rungs, tuple(paths), statuses, answers, int(at_hour), lead, tuple(problems))
+    return Ladder(rungs, tuple(paths), statuses, answers, int(at_hour), lead, tuple(problems))
 
 
 def ladder_problems() -> list[str]:
     """Problems in `rules/ladder.yaml` (empty list = fine)."""
-    _ladder.cache_clear()
-    return list(_ladder().problems)
+    load_ladder.cache_clear()
+    return list(load_ladder().problems)
 
 
 def answer_ids() -> tuple[str, ...]:
     """The nudge buttons' ids, in the order they are shown."""
-    return tuple(a for a, rule in _ladder().answers.items() if rule.get("button"))
+    return tuple(a for a, rule in load_ladder().answers.items() if rule.get("button"))
 
 
 def command_ids() -> tuple[str, ...]:
     """Answers that are not buttons: /remind's pause, resume, stop."""
-    return tuple(a for a, rule in _ladder().answers.items() if not rule.get("button"))
+    return tuple(a for a, rule in load_ladder().answers.items() if not rule.get("button"))
 
 
 def message_keys() -> set[str]:
     """Every catalog key this module can use (for the catalog tests)."""
-    ladder = _ladder()
+    ladder = load_ladder()
     keys = {NUDGE_KEY}
     keys |= {f"followup.rung.{r}" for r in ladder.rungs}
     keys |= {r.fallback for r in ladder.rungs.values()}
@@ -280,7 +281,7 @@ def _is_fraud(slots: Mapping[str, Any], category: str) -> bool:
 
 def ladders_for(slots: Mapping[str, Any], category: str) -> dict[str, dict[str, Any]]:
     """For each path: the rungs that apply to this case and the category used on it."""
-    ladder = _ladder()
+    ladder = load_ladder()
     out: dict[str, dict[str, Any]] = {}
     for path in ladder.paths:
         cat = category
@@ -296,7 +297,7 @@ def start_plan(slots: Mapping[str, Any], category: str, now: datetime
                ) -> tuple[dict[str, Any], tuple[TimelineEvent, ...], tuple[Effect, ...]]:
     """The plan of a case that has just been advised: its path, ladder and first rung."""
     _aware(now)
-    ladder = _ladder()
+    ladder = load_ladder()
     case = normalise_case(slots or {}, category)
     path = next((p for p in ladder.paths if matches(p.when, case)), ladder.paths[-1])
     ladders = ladders_for(slots, category)
@@ -325,7 +326,7 @@ def start_plan(slots: Mapping[str, Any], category: str, now: datetime
 
 def nudges_active(plan_state: Mapping[str, Any]) -> bool:
     """Whether nudges are scheduled in this status (waiting, escalated)."""
-    return bool(_ladder().statuses.get(plan_state.get("status"), {}).get("nudges"))
+    return bool(load_ladder().statuses.get(plan_state.get("status"), {}).get("nudges"))
 
 
 def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
@@ -337,7 +338,7 @@ def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
     paused case resumes it.
     """
     _aware(now)
-    ladder = _ladder()
+    ladder = load_ladder()
     if answer not in ladder.answers:
         raise ValueError(f"unknown follow-up answer {answer!r}")
     plan = _plan(plan_state)
@@ -470,7 +471,7 @@ def _deadline_parts(d: Any) -> tuple[str, date, str | None]:
 
 
 def _days_before(window: int | None) -> int:
-    for rule in _ladder().lead:
+    for rule in load_ladder().lead:
         limit = rule.get("window_days_max")
         if limit is None or (window is not None and window <= limit):
             return int(rule["days_before"])
@@ -508,7 +509,7 @@ def next_nudges(case_slots: Mapping[str, Any], category: str, plan_state: Mappin
     out.append(Nudge(due, "regular", {"rung": rung, "n": n}))
 
     # deadline nudges
-    ladder = _ladder()
+    ladder = load_ladder()
     slots = dict(case_slots or {})
     for d in deadlines:
         did, ddate, basis = _deadline_parts(d)
@@ -543,7 +544,7 @@ def _deadline_views(deadlines: Iterable[Any], today: date) -> list[dict[str, Any
 
 def _rung_context(slots: Mapping[str, Any], plan: Mapping[str, Any], today: date,
                   deadlines: Iterable[Any] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    ladder = _ladder()
+    ladder = load_ladder()
     advice = advise(slots, plan["category"], today)
     views = _deadline_views(advice.deadlines if deadlines is None else deadlines, today)
     rung = ladder.rungs[plan["rung"]]
@@ -592,7 +593,7 @@ def answer_reply(case: Any, plan_state: Mapping[str, Any], answer: str, next_nud
                  today: date, zone: tzinfo, deadlines: Iterable[Any] | None = None) -> Reply:
     """The acknowledgement of an answer (after apply_answer): what changed, the next step,
     and when the next nudge comes (local date and time in `zone`), if any."""
-    if answer not in _ladder().answers:
+    if answer not in load_ladder().answers:
         raise ValueError(f"unknown follow-up answer {answer!r}")
     slots, _ = _case_parts(case)
     plan = _plan(plan_state)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from bot.pgsession import is_postgres, redact, translate  # noqa: F401 (used by the tests through dbs)
+from bot.storage.pgsession import is_postgres, redact, translate  # noqa: F401 (used by the tests through dbs)
 
 PG_URL = os.environ.get("REFUND_ADVISOR_TEST_PG", "").strip()
 BACKENDS = ("sqlite", "postgresql")

@@ -41,7 +41,7 @@ def question_of(message: dict) -> str | None:
     for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
             data = button.get("callback_data", "")
-            if data.startswith("q:"):
+            if data.startswith("ask:"):
                 node = data.split(":", 3)[2]
                 return None if node == ADVICE_NODE else node
     return None
@@ -50,7 +50,7 @@ def question_of(message: dict) -> str | None:
 def is_advice_keyboard(message: dict) -> bool:
     datas = [b.get("callback_data", "") for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
              for b in row]
-    return bool(datas) and all(d.startswith("q:") and d.split(":", 3)[2] == ADVICE_NODE for d in datas)
+    return bool(datas) and all(d.startswith("ask:") and d.split(":", 3)[2] == ADVICE_NODE for d in datas)
 
 
 def buttons_of(message: dict) -> dict[str, str]:
@@ -62,7 +62,7 @@ def buttons_of(message: dict) -> dict[str, str]:
 def option_data(message: dict, option: str) -> str:
     """The callback data of the button carrying engine option `option`."""
     for data in buttons_of(message).values():
-        if data.startswith("q:") and data.split(":", 3)[3] == option:
+        if data.startswith("ask:") and data.split(":", 3)[3] == option:
             return data
     raise AssertionError(f"no button for option {option!r} in {buttons_of(message)}")
 

@@ -9,6 +9,7 @@ import markupsafe
 import pytest
 
 import messages
+from messages.complaint import render_draft
 from dialogs import complaint as cp
 from dialogs.advice import advise
 from dialogs.followup import ladders_for
@@ -33,7 +34,7 @@ def dates(case: dict, category: str, today: date = TODAY) -> dict[str, date]:
 
 def letter(case: dict, category: str, recipient: str, locale: str = "en") -> tuple[cp.Draft, str]:
     d = cp.draft(case, category, recipient, locale, [], [], TODAY)
-    return d, cp.render_draft(d)[1]
+    return d, render_draft(d)[1]
 
 
 # ---------------------------------------------------------------------------------------- 1

@@ -21,6 +21,7 @@ import pytest
 from markupsafe import escape
 
 import messages
+from messages.complaint import render_draft
 from dialogs import complaint as cp
 from dialogs.model import LOCALES
 
@@ -237,7 +238,7 @@ def test_the_fixed_cases_offer_the_expected_recipients(case):
 @pytest.mark.parametrize("case,recipient,locale", PARAMS)
 def test_golden(case, recipient, locale):
     d = _draft(case, recipient, locale)
-    message, text, md = cp.render_draft(d)
+    message, text, md = render_draft(d)
     got = _golden_text(message, text, md)
     path = GOLDEN / f"complaint_{case}_{recipient}_{locale}.txt"
     if UPDATE:
@@ -252,7 +253,7 @@ def test_each_draft_carries_the_facts_of_the_case(case, recipient, locale):
     spec = CASES[case]
     slots = spec["slots"]
     d = _draft(case, recipient, locale)
-    message, text, md = cp.render_draft(d)
+    message, text, md = render_draft(d)
     money = messages.catalog(locale).env.filters["money"](slots["amount"])
     for out, merchant in ((text, slots["merchant"]), (message, str(escape(slots["merchant"])))):
         assert money in out
@@ -287,7 +288,7 @@ def test_each_draft_carries_the_facts_of_the_case(case, recipient, locale):
 
 @pytest.mark.parametrize("case,recipient,locale", PARAMS)
 def test_the_message_is_telegram_html_with_user_text_escaped(case, recipient, locale):
-    message, _, md = cp.render_draft(_draft(case, recipient, locale))
+    message, _, md = render_draft(_draft(case, recipient, locale))
     tags = set(re.findall(r"</?([a-zA-Z][a-zA-Z0-9-]*)", message))
     assert tags <= {"b", "i", "code"}, tags
     assert "<script>" not in message and "<Shop>" not in message and "<b>cracked" not in message
@@ -299,7 +300,7 @@ def test_the_message_is_telegram_html_with_user_text_escaped(case, recipient, lo
 
 def test_the_long_story_is_shortened_in_the_message_only():
     for locale in LOCALES:
-        message, text, md = cp.render_draft(_draft("cn_taobao", "seller", locale))
+        message, text, md = render_draft(_draft("cn_taobao", "seller", locale))
         assert STORY_2000 in text
         assert STORY_2000 not in html.unescape(message)
         assert messages.plain(messages.render(locale, "complaint.story_cut")) in html.unescape(message)
@@ -316,6 +317,6 @@ def test_the_hostile_golden_case_has_a_2000_character_story_and_hostile_merchant
 
 
 def test_golden_files_have_no_strays():
-    expected = {f"complaint_{c}_{r}_{l}.txt" for c, r, l in PARAMS}
+    expected = {f"complaint_{c}_{r}_{lang}.txt" for c, r, lang in PARAMS}
     present = {p.name for p in GOLDEN.glob("complaint_*.txt")} if GOLDEN.exists() else set()
     assert present <= expected, sorted(present - expected)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import messages
+from messages.complaint import render_draft
 from dialogs import advice as advice_module
 from dialogs import complaint as cp
 from dialogs.model import LOCALES, PAYMENT_METHODS, PROBLEMS, PURCHASE_TYPES
@@ -45,7 +46,7 @@ def case(base=DEFECT_CN, **changes):
 
 def text_of(slots, category, recipient, locale="en", timeline=(), evidence=(), today=TODAY, **kw):
     d = cp.draft(slots, category, recipient, locale, list(timeline), list(evidence), today, **kw)
-    return d, cp.render_draft(d)[1]
+    return d, render_draft(d)[1]
 
 
 # --------------------------------------------------------------------------- data and catalogs
@@ -354,7 +355,7 @@ def test_facts_the_case_lacks_are_marked_blanks(recipient):
                                    "[____ how you paid]", "[____ your name]", "[____ order number]"]),
                            ("zh", ["【请填写：支付金额】", "【请填写：商家名称】", "【请填写：购买或收货日期】",
                                    "【请填写：支付方式】", "【请填写：姓名】", "【请填写：订单号】"])):
-        message, text, md = cp.render_draft(cp.draft(bare, "defect", recipient, locale, [], [], TODAY))
+        message, text, md = render_draft(cp.draft(bare, "defect", recipient, locale, [], [], TODAY))
         for out in (message, text, md):
             for blank in blanks:
                 assert blank in out.replace("&#39;", "'"), (locale, blank)
@@ -362,7 +363,7 @@ def test_facts_the_case_lacks_are_marked_blanks(recipient):
     # the contact date is a blank only when the user said they asked
     asked = cp.draft({**bare, "contacted": True}, "defect", recipient, "en", [], [], TODAY)
     assert "contact_date" in asked.missing
-    assert "[____ date you first asked for the refund]" in cp.render_draft(asked)[1]
+    assert "[____ date you first asked for the refund]" in render_draft(asked)[1]
 
 
 def test_the_police_report_takes_what_police_forms_ask_for():
@@ -399,7 +400,7 @@ def test_sending_instructions_come_from_the_rules_data():
 def test_user_text_is_data_never_a_template():
     slots = case(merchant="{{ 7*7 }} Shop", story="{% for x in range(3) %}boom{% endfor %} {{ config }}")
     for locale in LOCALES:
-        message, text, md = cp.render_draft(cp.draft(slots, "defect", "seller", locale, [], [], TODAY))
+        message, text, md = render_draft(cp.draft(slots, "defect", "seller", locale, [], [], TODAY))
         assert "{{ 7*7 }} Shop" in text and "49 Shop" not in text
         assert "{% for x in range(3) %}boom{% endfor %}" in text and "boomboom" not in text
 
@@ -441,7 +442,7 @@ def test_evidence_records_are_listed_and_long_texts_kept_whole_in_the_documents(
     evidence = [{"kind": "photo", "file_id": "A", "text": None, "at": "2026-11-11T09:00:00+00:00"},
                 {"kind": "sticker", "file_id": "B", "text": long, "at": "2026-11-12T09:00:00+00:00"}]
     d = cp.draft(DEFECT_CN, "defect", "seller", "en", [], evidence, TODAY)
-    message, text, _ = cp.render_draft(d)
+    message, text, _ = render_draft(d)
     assert "1. Photo (11 Nov 2026)" in text and f"2. Item (12 Nov 2026): {long}" in text
     assert long not in message and "2. Item (12 Nov 2026): chat log" in message
 
@@ -455,6 +456,6 @@ def test_without_evidence_the_checklist_says_what_to_attach():
 def test_drafts_are_plain_data_and_deterministic():
     d = cp.draft(DEFECT_CN, "defect", "seller", "zh", [], [], TODAY)
     json.dumps(d.context, ensure_ascii=False)
-    assert cp.render_draft(d) == cp.render_draft(cp.draft(DEFECT_CN, "defect", "seller", "zh", [], [], TODAY))
+    assert render_draft(d) == render_draft(cp.draft(DEFECT_CN, "defect", "seller", "zh", [], [], TODAY))
     source = (ROOT / "dialogs/complaint.py").read_text("utf-8")
     assert "now(" not in source and "today()" not in source

@@ -44,9 +44,9 @@ async def fill(path: str) -> None:
                                                 nudges=[Nudge(NOW, "regular"), Nudge(NOW + timedelta(days=2), "deadline")]))
             await s.add_evidence(uid, case.id, "photo", NOW, file_id=f"F{uid}", text=None)
         await s.set_user(2, NOW, time_zone="Asia/Shanghai")
-        first, *_ = await s.claim_followups(NOW, 3)
-        await s.followup_sent([first.id], 42, NOW)
-        await s.followup_failed([_[0].id], NOW, "Forbidden")
+        first, *_ = await s.queue.claim_followups(NOW, 3)
+        await s.queue.followup_sent([first.id], 42, NOW)
+        await s.queue.followup_failed([_[0].id], NOW, "Forbidden")
         await s.create_case(1, {"node": "jurisdiction", "slots": {}}, NOW)       # a second case, in intake
         await s.mark_update(99, None, NOW)
         await s.block_user(2**40 + 3, NOW)

@@ -39,7 +39,7 @@ async def test_escalate_after_the_intake_sends_the_draft_and_both_documents(h, l
     assert recipients[0] == "seller" and "payment" in recipients
     assert "police" not in recipients, "no police report for a simple defect"
     assert offered[0][0] == "Letter to the seller"
-    assert all(len(data.encode()) <= 64 and data.startswith(f"e:{case['id']}:") for _, data in offered)
+    assert all(len(data.encode()) <= 64 and data.startswith(f"esc:{case['id']}:") for _, data in offered)
 
     _, language = await h.press(ann, chooser[0], offered[0][1])
     assert len(language) == 1 and "Letter to the seller" in language[0]["text"]
@@ -76,17 +76,17 @@ async def test_unfit_recipients_and_other_users_presses_are_refused(h):
     bob = h.emu.user(BOB, language_code="en")
     case = await advised(h, ann)
     chooser = await h.command(ann, "/escalate")
-    forged = f"e:{case['id']}:police:_:c"
+    forged = f"esc:{case['id']}:police:_:c"
     answer, sent = await h.press(ann, chooser[0], forged, force=True)
     assert sent == [] and "no longer active" in answer["text"]
-    answer, sent = await h.press(ann, chooser[0], f"e:{case['id']}:police:en:c", force=True)
+    answer, sent = await h.press(ann, chooser[0], f"esc:{case['id']}:police:en:c", force=True)
     assert sent == [] and "no longer active" in answer["text"]
     # Bob cannot press Ann's buttons.
     await h.command(bob, "/start")
     seller = buttons_of(chooser[0])["Letter to the seller"]
     answer, sent = await h.press(bob, chooser[0], seller, force=True)
     assert sent == [] and "no longer active" in answer["text"]
-    answer, sent = await h.press(bob, chooser[0], f"e:{case['id']}:seller:en:c", force=True)
+    answer, sent = await h.press(bob, chooser[0], f"esc:{case['id']}:seller:en:c", force=True)
     assert sent == [] and "no longer active" in answer["text"]
     assert not [k for k, _ in events(h, case["id"]) if k == "escalation"]
 
@@ -126,7 +126,7 @@ async def test_the_escalate_button_of_a_nudge_asks_whom_and_sends_the_draft(tmp_
             case = await advised(h, ann)
 
             def nudges() -> list[dict]:
-                return [m for m in emu.messages(ANN) if any(d.startswith("n:") for d in buttons_of(m).values())]
+                return [m for m in emu.messages(ANN) if any(d.startswith("nudge:") for d in buttons_of(m).values())]
 
             await emu.wait_for(lambda: bool(nudges()), 6.0)
             nudge = nudges()[-1]
@@ -134,7 +134,7 @@ async def test_the_escalate_button_of_a_nudge_asks_whom_and_sends_the_draft(tmp_
             _, acks = await h.press(ann, nudge, escalate)
             joined = "\n".join(m["text"] for m in acks)
             assert "Let's escalate to" in joined and "/escalate" in joined
-            chooser = next(m for m in acks if any(d.startswith("e:") for d in buttons_of(m).values()))
+            chooser = next(m for m in acks if any(d.startswith("esc:") for d in buttons_of(m).values()))
             offered = list(buttons_of(chooser).values())
             assert offered and all(d.endswith(":_:n") for d in offered)
             assert not any(":police:" in d for d in offered)

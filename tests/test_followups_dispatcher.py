@@ -13,7 +13,7 @@ from telegram.error import BadRequest
 
 from bot.config import parse_delays
 from bot.dispatcher import JOB_ID, Dispatcher
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import PlanChange, Storage
 from bot.telegram.sender import Sender
 from dialogs.followup import Nudge
@@ -54,7 +54,7 @@ class FakeApp:
 @pytest.fixture
 async def parts(db_url):
     storage = await Storage.open(db_url)
-    followups = Followups(storage, load_graph(), cadence=parse_delays("1h"), quiet_hours=None)
+    followups = Reminders(storage, load_graph(), cadence=parse_delays("1h"), quiet_hours=None)
     dispatchers: list[Dispatcher] = []
 
     def make(**kwargs) -> Dispatcher:
@@ -68,7 +68,7 @@ async def parts(db_url):
     await storage.close()
 
 
-async def seed(storage: Storage, followups: Followups, user_id: int, due: datetime) -> int:
+async def seed(storage: Storage, followups: Reminders, user_id: int, due: datetime) -> int:
     now = datetime.now(UTC)
     user = await storage.ensure_user(user_id, now, seen_locale="en")
     case = await storage.create_case(user_id, {"node": "done", "slots": SLOTS}, now)
@@ -110,7 +110,7 @@ async def test_far_nudges_wait_for_their_time_alone_on_sqlite_and_a_minute_at_mo
     await dispatcher.start(FakeApp(FakeBot()))
     (job,) = dispatcher.scheduler.get_jobs()
     wait = job.next_run_time - start
-    if storage.postgres:
+    if storage.backend.shared:
         assert timedelta(seconds=50) < wait <= timedelta(minutes=1, seconds=2)
     else:
         assert timedelta(hours=1, minutes=59) < wait <= timedelta(hours=2, seconds=2)
@@ -164,7 +164,7 @@ async def test_nudges_are_planned_in_the_users_zone_out_of_quiet_hours(db_url):
     shanghai = ZoneInfo("Asia/Shanghai")
     storage = await Storage.open(db_url)
     try:
-        followups = Followups(storage, load_graph(), cadence=parse_delays("2h"), quiet_hours=(22, 8))
+        followups = Reminders(storage, load_graph(), cadence=parse_delays("2h"), quiet_hours=(22, 8))
         now = datetime(2026, 11, 10, 21, 30, tzinfo=shanghai)
         slots = {**SLOTS, "jurisdiction": "CN", "purchase_date": "2026-11-09"}
         user = await storage.ensure_user(1, now)

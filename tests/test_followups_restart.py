@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 
 from bot.config import parse_delays
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import Storage
 from dbs import raw
 from dialogs.graph import load as load_graph
@@ -31,7 +31,7 @@ async def seed(db: str) -> None:
     """Three advised cases, their plans started now (as the intake's last turn does)."""
     storage = await Storage.open(db)
     try:
-        followups = Followups(storage, load_graph(), cadence=parse_delays(CADENCE), quiet_hours=None)
+        followups = Reminders(storage, load_graph(), cadence=parse_delays(CADENCE), quiet_hours=None)
         now = datetime.now(timezone.utc)
         for user_id in USERS:
             user = await storage.ensure_user(user_id, now, seen_locale="en")

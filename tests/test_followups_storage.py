@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from bot.storage import DUPLICATE, MIGRATIONS, PlanChange, Refused, Storage
+from bot.storage import MIGRATIONS, AlreadyDone, PlanChange, Refused, Storage
 from dbs import raw
 from dialogs.model import TimelineEvent
 
@@ -36,11 +36,10 @@ async def storage(db_url):
 async def advised_case(s: Storage, user_id: int, *nudges: N, plan: dict | None = None) -> int:
     await s.ensure_user(user_id, NOW)
     case = await s.create_case(user_id, {"node": "done", "slots": {}}, NOW)
-    saved = await s.save_turn(user_id, case.id, {"node": "done", "slots": {}}, [TimelineEvent("advice", {})], NOW,
+    await s.save_turn(user_id, case.id, {"node": "done", "slots": {}}, [TimelineEvent("advice", {})], NOW,
                               status="advised", category="defect",
                               change=PlanChange(plan=plan or PLAN, events=(TimelineEvent("followup_started", {}),),
                                                 nudges=nudges))
-    assert saved
     return case.id
 
 
@@ -55,7 +54,7 @@ async def test_the_plan_and_its_nudges_are_written_with_the_turn(storage):
     assert [e.kind for e in await storage.timeline(1, case_id)][-2:] == ["advice", "followup_started"]
     rows = await storage.followups(1, case_id)
     assert states(rows) == [("deadline", "pending"), ("regular", "pending")]
-    assert await storage.earliest_followup() == NOW + timedelta(days=1)
+    assert await storage.queue.earliest_followup() == NOW + timedelta(days=1)
     # A turn that fails writes none of it.
     with pytest.raises(LookupError):
         await storage.save_turn(2, case_id, {"node": "x"}, [], NOW, change=PlanChange(plan={"x": 1}, nudges=[N(NOW)]))
@@ -64,7 +63,7 @@ async def test_the_plan_and_its_nudges_are_written_with_the_turn(storage):
 
 async def test_replacing_cancels_the_live_nudges_in_the_same_transaction(storage):
     case_id = await advised_case(storage, 1, N(NOW + timedelta(days=2)), N(NOW + timedelta(days=1), "deadline"))
-    claimed = await storage.claim_followups(NOW + timedelta(days=1), 10)       # the deadline one is in flight
+    claimed = await storage.queue.claim_followups(NOW + timedelta(days=1), 10)       # the deadline one is in flight
 
     def decide(user, case):
         return PlanChange(plan={**case.plan, "rung": "platform"}, events=(TimelineEvent("nudge_answer", {}),),
@@ -74,11 +73,12 @@ async def test_replacing_cancels_the_live_nudges_in_the_same_transaction(storage
     rows = await storage.followups(1, case_id)
     assert sorted(states(rows)) == [("deadline", "cancelled"), ("regular", "cancelled"), ("regular", "pending")]
     assert claimed[0].id in [f.id for f in rows if f.state == "cancelled"], "a claimed row is cancelled too"
-    assert not await storage.followup_sendable(claimed[0].id)
+    assert not await storage.queue.followup_sendable(claimed[0].id)
     case = await storage.get_case(1, case_id)
     assert case.status == "escalated" and case.plan["rung"] == "platform"
     # The same update again: nothing.
-    assert await storage.change_case(1, case_id, NOW, decide, update_id=55) is DUPLICATE
+    with pytest.raises(AlreadyDone):
+        await storage.change_case(1, case_id, NOW, decide, update_id=55)
     assert len(await storage.followups(1, case_id, ["pending"])) == 1
     # Someone else's case, or a decision not to change: refused, nothing written.
     await storage.ensure_user(2, NOW)
@@ -91,19 +91,19 @@ async def test_replacing_cancels_the_live_nudges_in_the_same_transaction(storage
 
 async def test_claiming_is_atomic_earliest_first_and_in_batches(storage):
     ids = [await advised_case(storage, uid, N(NOW + timedelta(seconds=uid))) for uid in range(1, 8)]
-    assert await storage.claim_followups(NOW, 10) == []
+    assert await storage.queue.claim_followups(NOW, 10) == []
     # Two claimers at once never get the same row.
-    first, second = await asyncio.gather(storage.claim_followups(NOW + timedelta(minutes=1), 4),
-                                         storage.claim_followups(NOW + timedelta(minutes=1), 4))
+    first, second = await asyncio.gather(storage.queue.claim_followups(NOW + timedelta(minutes=1), 4),
+                                         storage.queue.claim_followups(NOW + timedelta(minutes=1), 4))
     assert len(first) + len(second) == 7
     assert not {f.id for f in first} & {f.id for f in second}
     # Whichever claimed first took the earliest four (on PostgreSQL either may be first).
     assert sorted([[f.case_id for f in first], [f.case_id for f in second]], key=len) == [ids[4:], ids[:4]]
     assert all(f.state == "sending" and f.attempts == 1 for f in first + second)
-    assert await storage.claim_followups(NOW + timedelta(minutes=1), 4) == []
+    assert await storage.queue.claim_followups(NOW + timedelta(minutes=1), 4) == []
     # Nothing pending; on PostgreSQL the claims' leases end (should their instance die) is next.
-    lease_end = NOW + timedelta(minutes=1) + storage.claim_lease if storage.postgres else None
-    assert await storage.earliest_followup() == lease_end
+    lease_end = NOW + timedelta(minutes=1) + storage.queue.claim_lease if storage.backend.shared else None
+    assert await storage.queue.earliest_followup() == lease_end
 
 
 async def test_rows_that_must_not_be_sent_are_settled_at_claim_time(storage, db_url):
@@ -114,7 +114,7 @@ async def test_rows_that_must_not_be_sent_are_settled_at_claim_time(storage, db_
     # Closed behind the plan's back (a write that forgot the rows): still never claimed.
     await raw(db_url, "UPDATE cases SET status = 'resolved' WHERE id = ?", closed)
     await raw(db_url, "UPDATE users SET blocked = 1 WHERE id = 4")
-    claimed = await storage.claim_followups(NOW, 10)
+    claimed = await storage.queue.claim_followups(NOW, 10)
     assert [f.case_id for f in claimed] == [open_case]
     assert states(await storage.followups(2, closed)) == [("regular", "cancelled")]
     assert states(await storage.followups(3, paused_plan)) == [("regular", "cancelled")]
@@ -123,7 +123,7 @@ async def test_rows_that_must_not_be_sent_are_settled_at_claim_time(storage, db_
 
 async def test_sent_retried_failed_and_released(storage):
     case_id = await advised_case(storage, 1, N(NOW), N(NOW, "deadline"))
-    regular, deadline = sorted(await storage.claim_followups(NOW, 10), key=lambda f: f.kind, reverse=True)
+    regular, deadline = sorted(await storage.queue.claim_followups(NOW, 10), key=lambda f: f.kind, reverse=True)
     # Sent as one message: the first is the live one, the second is recorded with it.
     calls = []
 
@@ -131,15 +131,15 @@ async def test_sent_retried_failed_and_released(storage):
         calls.append(case.id)
         return PlanChange(plan={**case.plan, "n": 1}, events=(TimelineEvent("nudge", {}),), nudges=[N(NOW + timedelta(days=2))])
 
-    assert await storage.followup_sent([regular.id, deadline.id], 500, NOW, decide) == []
+    assert await storage.queue.followup_sent([regular.id, deadline.id], 500, NOW, decide) == []
     rows = {f.id: f for f in await storage.followups(1, case_id)}
     assert rows[regular.id].state == rows[deadline.id].state == "sent"
     assert rows[regular.id].message_id == 500 and rows[regular.id].answer is None
     assert rows[deadline.id].answer == "-"
     assert calls == [case_id] and (await storage.get_case(1, case_id)).plan["n"] == 1
     # The next one: the earlier keyboard is replaced.
-    (nxt,) = await storage.claim_followups(NOW + timedelta(days=2), 10)
-    assert await storage.followup_sent([nxt.id], 501, NOW) == [500]
+    (nxt,) = await storage.queue.claim_followups(NOW + timedelta(days=2), 10)
+    assert await storage.queue.followup_sent([nxt.id], 501, NOW) == [500]
     with pytest.raises(Refused):       # a press on the replaced nudge is stale
         await storage.change_case(1, case_id, NOW, lambda u, c: (PlanChange(), 1), answered=(regular.id, "waiting"))
     assert await storage.change_case(1, case_id, NOW, lambda u, c: (PlanChange(), 1), answered=(nxt.id, "waiting")) == 1
@@ -147,10 +147,10 @@ async def test_sent_retried_failed_and_released(storage):
         await storage.change_case(1, case_id, NOW, lambda u, c: (PlanChange(), 1), answered=(nxt.id, "refused"))
     # Retry later, fail, release.
     await storage.change_case(1, case_id, NOW, lambda u, c: (PlanChange(nudges=[N(NOW), N(NOW), N(NOW)]), 0))
-    a, b, c = await storage.claim_followups(NOW, 10)
-    await storage.followup_retry(a.id, NOW + timedelta(seconds=30), NOW)
-    await storage.followup_failed([b.id], NOW, "Bad Request: chat not found")
-    await storage.release_followups([c.id], NOW)
+    a, b, c = await storage.queue.claim_followups(NOW, 10)
+    await storage.queue.followup_retry(a.id, NOW + timedelta(seconds=30), NOW)
+    await storage.queue.followup_failed([b.id], NOW, "Bad Request: chat not found")
+    await storage.queue.release_followups([c.id], NOW)
     rows = {f.id: f for f in await storage.followups(1, case_id)}
     assert (rows[a.id].state, rows[a.id].due_at, rows[a.id].attempts) == ("pending", NOW + timedelta(seconds=30), 1)
     assert rows[b.id].state == "failed" and rows[b.id].data["error"] == "Bad Request: chat not found"
@@ -161,22 +161,22 @@ async def test_rows_in_flight_at_a_crash_are_pending_again_after_a_restart(db_ur
     path = db_url
     s = await Storage.open(path)
     case_id = await advised_case(s, 1, N(NOW), N(NOW + timedelta(hours=1)))
-    (claimed,) = await s.claim_followups(NOW, 10)
+    (claimed,) = await s.queue.claim_followups(NOW, 10)
     await s.close()                        # the process dies here: the row stays `sending`
     s = await Storage.open(path)
     try:
         if backend == "postgresql":
             # Another instance may be sending it: left alone until the claim's lease is over.
-            assert await s.rearm_followups(NOW) == 0
-            assert await s.claim_followups(NOW, 10) == []
-            assert await s.earliest_followup() == NOW + s.claim_lease
-            later = NOW + s.claim_lease + timedelta(seconds=1)
+            assert await s.queue.rearm_followups(NOW) == 0
+            assert await s.queue.claim_followups(NOW, 10) == []
+            assert await s.queue.earliest_followup() == NOW + s.queue.claim_lease
+            later = NOW + s.queue.claim_lease + timedelta(seconds=1)
         else:
-            assert await s.earliest_followup() == NOW + timedelta(hours=1)
+            assert await s.queue.earliest_followup() == NOW + timedelta(hours=1)
             later = NOW
-        assert await s.rearm_followups(later) == 1
-        assert await s.earliest_followup() == NOW
-        (again,) = await s.claim_followups(later, 10)
+        assert await s.queue.rearm_followups(later) == 1
+        assert await s.queue.earliest_followup() == NOW
+        (again,) = await s.queue.claim_followups(later, 10)
         assert again.id == claimed.id and again.attempts == 2
         assert states(await s.followups(1, case_id)) == [("regular", "sending"), ("regular", "pending")]
     finally:
@@ -185,11 +185,11 @@ async def test_rows_in_flight_at_a_crash_are_pending_again_after_a_restart(db_ur
 
 async def test_blocked_users_nudges_are_paused_until_planned_again(storage):
     case_id = await advised_case(storage, 1, N(NOW), N(NOW + timedelta(days=1), "deadline"))
-    (claimed,) = await storage.claim_followups(NOW, 1)
+    (claimed,) = await storage.queue.claim_followups(NOW, 1)
     await storage.block_user(1, NOW)
     assert states(await storage.followups(1, case_id)) == [("regular", "paused"), ("deadline", "paused")]
-    assert not await storage.followup_sendable(claimed.id)
-    assert await storage.earliest_followup() is None
+    assert not await storage.queue.followup_sendable(claimed.id)
+    assert await storage.queue.earliest_followup() is None
     # Planned again while still blocked: paused.
     await storage.change_case(1, case_id, NOW, lambda u, c: (PlanChange(nudges=[N(NOW)]), 0))
     assert [f.state for f in await storage.followups(1, case_id, ["paused", "pending"])] == ["paused"]
@@ -202,14 +202,14 @@ async def test_blocked_users_nudges_are_paused_until_planned_again(storage):
 async def test_closing_or_deleting_leaves_nothing_to_send(storage):
     resolved = await advised_case(storage, 1, N(NOW))
     deleted = await advised_case(storage, 2, N(NOW))
-    (claimed,) = [f for f in await storage.claim_followups(NOW, 10) if f.case_id == deleted]
+    (claimed,) = [f for f in await storage.queue.claim_followups(NOW, 10) if f.case_id == deleted]
     await storage.set_status(1, resolved, "resolved", NOW, TimelineEvent("resolved", {}), plan={**PLAN, "status": "resolved"})
     assert states(await storage.followups(1, resolved)) == [("regular", "cancelled")]
     assert (await storage.get_case(1, resolved)).plan["status"] == "resolved"
     assert await storage.planned_cases(1) == []
     await storage.delete_user(2)
-    assert not await storage.followup_sendable(claimed.id)
-    assert await storage.followup_sent([claimed.id], 9, NOW) == []
+    assert not await storage.queue.followup_sendable(claimed.id)
+    assert await storage.queue.followup_sent([claimed.id], 9, NOW) == []
     assert await storage.count_rows(2) == 0
 
 

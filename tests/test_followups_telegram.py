@@ -113,7 +113,7 @@ async def wait_nudges(h: Harness, chat_id: int, count: int, timeout: float = 6.0
 
 def nudge_data(message: dict, answer: str) -> str:
     for data in buttons_of(message).values():
-        if data.startswith("n:") and data.rsplit(":", 1)[1] == answer:
+        if data.startswith("nudge:") and data.rsplit(":", 1)[1] == answer:
             return data
     raise AssertionError(f"no {answer!r} button in {buttons_of(message)}")
 
@@ -367,10 +367,10 @@ async def test_remind_shows_the_next_nudge_and_changes_the_cadence_or_pauses(mak
     labels = list(buttons_of(shown))
     assert len(labels) == 5 and labels[0].startswith("✓ ")
     data = list(buttons_of(shown).values())
-    assert data == [f"m:{case['id']}:{c}" for c in ("default", "1d", "3d", "7d", "pause")]
+    assert data == [f"remind:{case['id']}:{c}" for c in ("default", "1d", "3d", "7d", "pause")]
 
     pressed = clock()
-    _, acks = await h.press(user, shown, f"m:{case['id']}:7d")
+    _, acks = await h.press(user, shown, f"remind:{case['id']}:7d")
     assert ("every 7 days" in acks[0]["text"]) if lang == "en" else ("每7天一次" in acks[0]["text"])
     regular = [r for r in followups(h, case["id"], "pending") if r[1] == "regular"]
     assert abs(due(regular[0]) - (pressed + timedelta(days=7))) < timedelta(seconds=2)
@@ -379,18 +379,18 @@ async def test_remind_shows_the_next_nudge_and_changes_the_cadence_or_pauses(mak
 
     shown = (await h.command(user, "/remind"))[-1]
     assert [lbl.startswith("✓ ") for lbl in buttons_of(shown)] == [False, False, False, True, False]
-    _, acks = await h.press(user, shown, f"m:{case['id']}:pause")
+    _, acks = await h.press(user, shown, f"remind:{case['id']}:pause")
     assert ("paused" in acks[0]["text"]) if lang == "en" else ("已暂停" in acks[0]["text"])
     assert followups(h, case["id"], "pending") == []
     shown = (await h.command(user, "/remind"))[-1]
-    assert list(buttons_of(shown).values())[-1] == f"m:{case['id']}:resume"
-    _, acks = await h.press(user, shown, f"m:{case['id']}:resume")
+    assert list(buttons_of(shown).values())[-1] == f"remind:{case['id']}:resume"
+    _, acks = await h.press(user, shown, f"remind:{case['id']}:resume")
     assert ("Reminders are back on" in acks[0]["text"]) if lang == "en" else ("提醒已恢复" in acks[0]["text"])
     assert len([r for r in followups(h, case["id"], "pending") if r[1] == "regular"]) == 1
     # Somebody else's case: refused.
     bob = h.emu.user(BOB, language_code=lang)
     await h.command(bob, "/start")
-    notice, acks = await h.press(bob, shown, f"m:{case['id']}:pause", force=True)
+    notice, acks = await h.press(bob, shown, f"remind:{case['id']}:pause", force=True)
     assert notice["text"] and acks == []
     assert len(followups(h, case["id"], "pending")) >= 1
 
@@ -423,7 +423,7 @@ async def test_resolved_and_delete_stop_every_nudge(make):
     ann_case = await advised(h, ann, "en")
     await advised(h, bob, "zh")
     asked = await h.command(ann, "/resolved")
-    await h.press(ann, asked[-1], f"r:{ann_case['id']}:refunded")
+    await h.press(ann, asked[-1], f"end:{ann_case['id']}:refunded")
     assert h.active_case(ANN)["status"] == "resolved"
     assert followups(h, ann_case["id"], "pending", "sending", "paused") == []
     confirm = await h.command(bob, "/delete")
@@ -438,7 +438,7 @@ async def test_resolved_and_delete_stop_every_nudge(make):
 async def test_a_burst_of_due_nudges_stays_under_the_rate_limit(make):
     h = await make("1h")
     h.emu.enforce_rate_limit(per_second=30)
-    storage, followups_ = h.bot.storage, h.bot.dispatcher.followups
+    storage, reminders = h.bot.storage, h.bot.dispatcher.reminders
     now = h.clock()
     users = [h.emu.user(7000 + i, language_code="zh" if i % 2 else "en") for i in range(45)]
     slots = {"jurisdiction": "UK", "purchase_type": "goods", "merchant": "Some Shop", "payment_method": "debit_card",
@@ -446,7 +446,7 @@ async def test_a_burst_of_due_nudges_stays_under_the_rate_limit(make):
     for user in users:
         await storage.ensure_user(user.id, now)
         case = await storage.create_case(user.id, {"node": "done", "slots": slots}, now)
-        change = followups_.start(await storage.get_user(user.id), case, "non_delivery", now)
+        change = reminders.start(await storage.get_user(user.id), case, "non_delivery", now)
         first = Nudge(now, "regular", {"rung": "seller", "n": 0})      # all due at once
         await storage.save_turn(user.id, case.id, {"node": "done", "slots": slots}, [], now, status="advised",
                                 category="non_delivery", change=PlanChange(plan=change.plan, events=change.events,

@@ -11,9 +11,10 @@ from datetime import date, datetime, timezone
 import pytest
 
 import messages
-from bot.conversation import JURISDICTION_ZONE
+from dialogs.zones import JURISDICTION_ZONE
 from bot.telegram.render import keyboard
 from dialogs import complaint as cp
+from messages.complaint import render_draft
 from dialogs import engine
 from dialogs.advice import advise
 from dialogs.graph import load
@@ -167,17 +168,17 @@ def test_escalate_drafts_go_to_the_places_own_authorities(place, regulator, poli
     slots = {"jurisdiction": place, "problem": "defect", "payment_method": "credit_card", "purchase_type": "goods",
              "purchase_date": "2026-11-30", "merchant": "Shop", "amount": {"value": "100.00", "currency": None}}
     letter = cp.draft(slots, "defect", "regulator", "en", [], [], TODAY)
-    assert regulator in cp.render_draft(letter)[1]
+    assert regulator in render_draft(letter)[1]
     scam = {**slots, "problem": "withdrawal_blocked", "payment_method": "bank_transfer",
             "purchase_type": "platform_funds"}
     report = cp.draft(scam, "withdrawal_scam", "police", "en", [], [], TODAY)
-    assert police in cp.render_draft(report)[1]
+    assert police in render_draft(report)[1]
 
 
 def test_a_taiwanese_letter_cites_article_19_in_traditional_chinese():
     slots = {"jurisdiction": "TW", "problem": "changed_mind", "payment_method": "credit_card",
              "purchase_type": "goods", "purchase_date": "2026-12-01", "merchant": "momo購物網"}
-    letter = cp.render_draft(cp.draft(slots, "changed_mind", "seller", "zh-Hant", [], [], TODAY))[1]
+    letter = render_draft(cp.draft(slots, "changed_mind", "seller", "zh-Hant", [], [], TODAY))[1]
     assert "《消費者保護法》（台灣）第19條" in letter and "15日內" in letter
     assert not SIMPLIFIED_ONLY.search(letter.replace("momo購物網", ""))
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.storage import MIGRATIONS, Storage, StorageError
+from bot.storage import MIGRATIONS, AlreadyDone, Storage, StorageError
 from dbs import raw
 from dialogs.model import TimelineEvent
 
@@ -60,11 +60,12 @@ async def test_a_turn_is_saved_whole_and_only_for_the_owner(storage):
     await storage.ensure_user(2, NOW)
     case = await storage.create_case(1, {"node": "jurisdiction", "slots": {}}, NOW)
     dialog = {"node": "purchase_type", "slots": {"jurisdiction": "CN"}}
-    assert await storage.save_turn(1, case.id, dialog, [TimelineEvent("answer", {"slot": "jurisdiction"})], NOW,
-                                   update_id=100)
+    await storage.save_turn(1, case.id, dialog, [TimelineEvent("answer", {"slot": "jurisdiction"})], NOW,
+                            update_id=100)
     assert (await storage.get_case(1, case.id)).slots == {"jurisdiction": "CN"}
     # the same update again changes nothing
-    assert not await storage.save_turn(1, case.id, {"node": "x", "slots": {}}, [], NOW, update_id=100)
+    with pytest.raises(AlreadyDone):
+        await storage.save_turn(1, case.id, {"node": "x", "slots": {}}, [], NOW, update_id=100)
     assert (await storage.get_case(1, case.id)).dialog["node"] == "purchase_type"
     # another user cannot see or write the case
     assert await storage.get_case(2, case.id) is None

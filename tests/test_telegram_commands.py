@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.telegram.handlers import COMMANDS
+from bot.telegram.routing import COMMANDS
 from telegram_harness import buttons_of, h, live_keyboards, option_data, question_of  # noqa: F401
 
 ANN, BOB = 1001, 1002
@@ -67,8 +67,8 @@ async def test_switching_cases(h, lang):
     text = listed[-1]["text"]
     assert "#1" in text and "#2" in text
     labels = buttons_of(listed[-1])
-    assert list(labels.values()) == ["c:1"], "one button per other case"
-    _, switched = await h.press(user, listed[-1], "c:1")
+    assert list(labels.values()) == ["case:1"], "one button per other case"
+    _, switched = await h.press(user, listed[-1], "case:1")
     assert "#1" in switched[0]["text"] and question_of(switched[-1]) == "purchase_type"
     assert h.active_case(ANN)["id"] == 1
     # A button of case 2 pressed now is stale: case 1 is the active one.
@@ -109,7 +109,7 @@ async def test_delete_after_confirmation_leaves_no_row(h, lang):
     await h.send(user, user.send_document(caption="invoice"))
     asked = await h.command(user, "/delete")
     erase, keep = buttons_of(asked[-1]).values()
-    assert erase.startswith("x:") and keep == "x:no"
+    assert erase.startswith("del:") and keep == "del:no"
     _, kept = await h.press(user, asked[-1], keep)
     assert kept and await h.bot.storage.count_rows(ANN) > 0
     # The first confirmation cannot be used any more.
@@ -127,17 +127,28 @@ async def test_delete_after_confirmation_leaves_no_row(h, lang):
     assert question_of(again[-1]) == "jurisdiction" and h.active_case(ANN)["id"] == 3
 
 
+async def test_a_button_sent_before_callback_kinds_had_names_still_works(h):
+    """Keyboards already in chats carry the single-letter data of before (r: for /resolved)."""
+    user = h.emu.user(ANN, language_code="en")
+    await h.command(user, "/start")
+    await answer(h, user, "CN")
+    asked = await h.command(user, "/resolved")
+    _, done = await h.press(user, asked[-1], "r:1:partial", force=True)
+    assert done and h.active_case(ANN)["status"] == "resolved"
+    assert h.rows("SELECT data FROM case_events WHERE kind = 'resolved'") == [('{"outcome": "partial"}',)]
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 async def test_resolved_closes_the_case_with_its_outcome(h, lang):
     user = h.emu.user(ANN, language_code=lang)
     await h.command(user, "/start")
     question = (await answer(h, user, "CN"))[-1]
     asked = await h.command(user, "/resolved")
-    assert list(buttons_of(asked[-1]).values()) == ["r:1:refunded", "r:1:partial", "r:1:none"]
-    _, done = await h.press(user, asked[-1], "r:1:partial")
+    assert list(buttons_of(asked[-1]).values()) == ["end:1:refunded", "end:1:partial", "end:1:none"]
+    _, done = await h.press(user, asked[-1], "end:1:partial")
     assert h.active_case(ANN)["status"] == "resolved"
     assert h.rows("SELECT data FROM case_events WHERE kind = 'resolved'") == [('{"outcome": "partial"}',)]
-    again, _ = await h.press(user, asked[-1], "r:1:none", force=True)
+    again, _ = await h.press(user, asked[-1], "end:1:none", force=True)
     assert again["text"] and h.active_case(ANN)["status"] == "resolved"
     # The question open when the case was closed answers no more.
     late, _ = await h.press(user, question, option_data(question, "goods"), force=True)
@@ -151,7 +162,7 @@ async def test_language_cancel_help_escalate_and_unknown_commands(h):
     user = h.emu.user(ANN, language_code="en")
     await h.command(user, "/start")
     chooser = await h.command(user, "/language")
-    _, switched = await h.press(user, chooser[-1], "l:zh")
+    _, switched = await h.press(user, chooser[-1], "lang:zh")
     assert CJK.search(switched[-1]["text"])
     helped = await h.command(user, "/help")
     assert "/delete" in helped[0]["text"] and CJK.search(helped[0]["text"])
@@ -190,10 +201,10 @@ async def test_after_choosing_a_language_or_keeping_data_the_open_question_is_as
     await answer(h, user, "CN")
     chooser = await h.command(user, "/language")
     assert [m["message_id"] for m in live_keyboards(h.emu, ANN)] == [chooser[-1]["message_id"]]
-    _, switched = await h.press(user, chooser[-1], "l:zh")
+    _, switched = await h.press(user, chooser[-1], "lang:zh")
     assert question_of(switched[-1]) == "purchase_type" and CJK.search(switched[-1]["text"])
     asked = await h.command(user, "/delete")
-    _, kept = await h.press(user, asked[-1], "x:no")
+    _, kept = await h.press(user, asked[-1], "del:no")
     assert question_of(kept[-1]) == "purchase_type"
     assert len(live_keyboards(h.emu, ANN)) == 1
 

@@ -64,7 +64,7 @@ def first_option(h: Harness, chat_id: int, node: str) -> str:
         markup = json.loads(markup) if isinstance(markup, str) else markup
         if str(call["params"].get("chat_id")) == str(chat_id) and markup and markup.get("inline_keyboard"):
             data = markup["inline_keyboard"][0][0]["callback_data"]
-            if data.startswith("q:") and data.split(":", 3)[2] == node:
+            if data.startswith("ask:") and data.split(":", 3)[2] == node:
                 return data.split(":", 3)[3]
     raise AssertionError(f"{node} was never asked")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.telegram import callback_data as cb
 from bot.telegram import render as tg
 from dialogs import engine
 from dialogs.engine import DialogState
@@ -70,22 +71,46 @@ def test_callback_data_fits_for_every_question_option_and_state():
             token = tg.question_token(variant.to_dict())
             reply = engine.ask(graph, variant)
             for index, button in enumerate(reply.buttons + (engine.ask(graph, state).buttons)):
-                data = tg.press_data(big_case, token, button.id, index)
+                data = cb.Answer.for_button(big_case, token, button.id, index)
                 assert len(data.encode()) <= 64
-                claim = tg.parse_data(data)
-                assert claim.case_id == big_case and claim.token == token
+                claim = cb.unpack(data)
+                assert isinstance(claim, cb.Answer)
+                assert claim.case_id == big_case and claim.question == token
                 assert claim.option in (button.id, f"#{index}")
 
 
 def test_an_option_too_long_for_64_bytes_goes_by_its_index():
-    data = tg.press_data(12, "purchase_type", "x" * 80, 3)
-    assert data == "q:12:purchase_type:#3"
+    data = cb.Answer.for_button(12, "purchase_type", "x" * 80, 3)
+    assert data == "ask:12:purchase_type:#3"
 
 
 @pytest.mark.parametrize("data", [None, "", "zzz", "q:1", "q:one:node:x", "c:", "c:x", "r:1", "x:", "l:",
-                                  "q:1:n:" + "x" * 70])
+                                  "q:1:n:" + "x" * 70, "ask:1", "case:", "end:1", "del:", "lang:",
+                                  "nudge:1:x:waiting", "esc:1:police:en", "ask:1:n:" + "x" * 70])
 def test_unknown_or_malformed_callback_data_claims_nothing(data):
-    assert tg.parse_data(data) is None
+    assert cb.unpack(data) is None
+
+
+@pytest.mark.parametrize("claim", [
+    cb.Answer(7, "purchase_type~p", "software"), cb.SwitchCase(3), cb.Language("zh"), cb.CaseOutcome(3, "partial"),
+    cb.Erase("0123456789ab"), cb.Erase("no"), cb.NudgeAnswer(3, 41, "refused"), cb.RemindChoice(3, "7d"),
+    cb.Escalate(3, "regulator", None, "c"), cb.Escalate(3, "police", "en", "n")])
+def test_each_kind_of_callback_data_unpacks_to_what_was_packed(claim):
+    assert cb.unpack(claim.pack()) == claim
+
+
+@pytest.mark.parametrize("old, claim", [
+    ("q:7:purchase_type:#2", cb.Answer(7, "purchase_type", "#2")), ("c:3", cb.SwitchCase(3)),
+    ("l:en", cb.Language("en")), ("r:3:refunded", cb.CaseOutcome(3, "refunded")), ("x:no", cb.Erase("no")),
+    ("n:3:41:waiting", cb.NudgeAnswer(3, 41, "waiting")), ("m:3:pause", cb.RemindChoice(3, "pause")),
+    ("e:3:seller:_:n", cb.Escalate(3, "seller", None, "n")), ("e:3:seller:zh:c", cb.Escalate(3, "seller", "zh", "c"))])
+def test_buttons_sent_before_the_kinds_had_names_are_still_understood(old, claim):
+    assert cb.unpack(old) == claim
+
+
+def test_callback_data_over_64_bytes_is_refused_when_packed():
+    with pytest.raises(ValueError):
+        cb.NudgeAnswer(3, 41, "x" * 60).pack()
 
 
 def test_keyboard_puts_back_and_skip_on_the_last_row():
@@ -107,7 +132,7 @@ def test_telegram_catalog_has_the_same_keys_in_both_languages():
 
 @pytest.mark.parametrize("locale", ["en", "zh"])
 def test_command_descriptions_fit_telegram(locale):
-    from bot.telegram.handlers import COMMANDS
+    from bot.telegram.routing import COMMANDS
     for name in COMMANDS:
         description = render(locale, f"cmd.{name}")
         assert 3 <= len(description) <= 256 and "<" not in description

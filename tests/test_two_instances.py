@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.followups import Followups
+from bot.reminders import Reminders
 from bot.storage import Storage
 from dbs import raw
 from dialogs.graph import load as load_graph
@@ -66,7 +66,7 @@ async def seed(db: str) -> None:
     async def seeder(user_ids: range) -> None:
         storage = await Storage.open(db)
         try:
-            followups = Followups(storage, graph, cadence=SEED_CADENCE, quiet_hours=None)
+            followups = Reminders(storage, graph, cadence=SEED_CADENCE, quiet_hours=None)
             for user_id in user_ids:
                 user = await storage.ensure_user(user_id, now, seen_locale="en")
                 case = await storage.create_case(user_id, {"node": "done", "slots": SLOTS}, now)

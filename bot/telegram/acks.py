@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 
 from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter
+
+from bot.storage import TRANSIENT_DATABASE_ERRORS
 
 log = logging.getLogger("bot.telegram")
 
@@ -35,14 +36,7 @@ def transient(error: BaseException | None) -> bool:
         return True
     if isinstance(error, NetworkError):         # TimedOut, 5xx from the Bot API, connection errors
         return not isinstance(error, BadRequest)
-    if isinstance(error, (ConnectionError, asyncio.TimeoutError, sqlite3.OperationalError)):
-        return True
-    try:
-        import asyncpg
-    except ImportError:         # pragma: no cover - asyncpg is a dependency
-        return False
-    return isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                              asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError))
+    return isinstance(error, (ConnectionError, asyncio.TimeoutError, *TRANSIENT_DATABASE_ERRORS))
 
 
 class Acks:

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application
 
-from bot.conversation import Conversation, Outcome
+from bot.conversation import Conversation
+from bot.outcome import Outcome
 from bot.storage import Storage
-from bot.telegram import render as tg
+from bot.telegram import callback_data, render as tg
 from bot.telegram.sender import Sender, UserBlocked
+from bot.telegram.updates import chat_id_of, sender_of
 from messages import render, render_reply
 
 log = logging.getLogger(__name__)
@@ -39,28 +41,7 @@ class Delivery:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._application: Application | None = None
 
-    def _callback_data(self, option: str, index: int, case_id: int | None, token: str,
-                       extra: dict[str, Any]) -> str:
-        kind, _, value = option.partition(":")
-        if kind == "lang":
-            return f"l:{value}"
-        if kind == "case":
-            return f"c:{int(value)}"
-        if kind == "outcome":
-            return f"r:{extra['outcome_case']}:{value}"
-        if kind == "delete":
-            return f"x:{extra['nonce']}" if value == "yes" else "x:no"
-        if kind == "remind":
-            return f"m:{int(extra['outcome_case'])}:{value}"
-        if kind == "esc":         # /escalate: the recipient
-            return tg.escalate_data(int(extra["outcome_case"]), value, None, extra.get("origin", "c"))
-        if kind == "esclang":     # /escalate: the letter's language, for the recipient chosen
-            return tg.escalate_data(int(extra["outcome_case"]), extra["recipient"], value, extra.get("origin", "c"))
-        if case_id is None:
-            raise ValueError(f"a question button {option!r} with no active case")
-        return tg.press_data(case_id, token, option, index)
-
-    async def _messages(self, user_id: int, outcome: Outcome, extra: dict[str, Any]
+    async def messages(self, user_id: int, outcome: Outcome, extra: dict[str, Any]
                         ) -> list[tuple[str, list[tuple[str, str, str]]]]:
         """The outcome's replies as messages: texts merged up to and including each reply that has
         buttons; buttons mapped to callback data for the case and question open now."""
@@ -73,7 +54,7 @@ class Delivery:
             rendered = render_reply(outcome.locale, reply)
             texts.append(rendered.text)
             if rendered.buttons:
-                buttons = [(option, label, self._callback_data(option, i, case_id, token, extra))
+                buttons = [(option, label, callback_data.for_option(option, i, case_id, token, extra))
                            for i, (option, label) in enumerate(rendered.buttons)]
                 messages.append((tg.merge_texts(texts), buttons))
                 texts = []
@@ -81,7 +62,7 @@ class Delivery:
             messages.append((tg.merge_texts(texts), []))
         return [(text, buttons) for text, buttons in messages if text or buttons]
 
-    async def _send(self, user_id: int | None, chat_id: int, html: str,
+    async def send(self, user_id: int | None, chat_id: int, html: str,
                     markup: InlineKeyboardMarkup | None = None) -> _Sent | None:
         """One message, split at paragraph boundaries if too long; the keyboard goes on the last part."""
         parts = tg.split_html(html, tg.MAX_TEXT)
@@ -89,20 +70,20 @@ class Delivery:
         for i, part in enumerate(parts):
             is_last = i == len(parts) - 1
             sent: Message = await self.sender.call(
-                user_id, "sendMessage", self._bot.send_message, chat_id=chat_id, text=part,
+                user_id, "sendMessage", self.bot.send_message, chat_id=chat_id, text=part,
                 parse_mode=ParseMode.HTML, disable_web_page_preview=True,
                 reply_markup=markup if is_last else None)
             last = _Sent(sent.message_id, part)
         return last
 
-    async def _retire(self, user_id: int, chat_id: int, message_id: int, html: str | None, answer: str | None,
+    async def retire(self, user_id: int, chat_id: int, message_id: int, html: str | None, answer: str | None,
                       locale: str) -> None:
         """A keyboard that is no longer live: show the answer under its question, without buttons."""
         if html and answer:
             edited = html + "\n\n" + render(locale, "answered", answer=answer)
             if tg.visible_len(edited) <= tg.MAX_TEXT:
                 try:
-                    await self.sender.call(user_id, "editMessageText", self._bot.edit_message_text,
+                    await self.sender.call(user_id, "editMessageText", self.bot.edit_message_text,
                                            chat_id=chat_id, message_id=message_id, text=edited,
                                            parse_mode=ParseMode.HTML, disable_web_page_preview=True)
                     return
@@ -112,7 +93,7 @@ class Delivery:
                     log.warning("could not show the answer under a past question: %s", exc.message)
                     return
         try:
-            await self.sender.call(user_id, "editMessageReplyMarkup", self._bot.edit_message_reply_markup,
+            await self.sender.call(user_id, "editMessageReplyMarkup", self.bot.edit_message_reply_markup,
                                    chat_id=chat_id, message_id=message_id, reply_markup=None)
         except BadRequest as exc:
             # "message is not modified" (no keyboard left) or "message to edit not found": nothing live.
@@ -128,18 +109,18 @@ class Delivery:
         """Send an outcome to the user's private chat. The keyboard sent before is retired when the
         user answered (`answer`: what they typed or pressed) or when a new keyboard replaces it;
         a pending /delete confirmation goes with it. `remember` is stored in ui_state afterwards."""
-        user_id = update.effective_user.id
-        chat_id = update.effective_chat.id
+        user_id = sender_of(update).id
+        chat_id = chat_id_of(update)
         ui = await self.storage.ui_state(user_id)
         original = dict(ui)
-        if outcome.duplicate:
+        if not outcome.done:
             # Acted on already. If its replies never left (the bot died in between: Telegram then
             # delivers the update again), ask the open question again so the user can go on.
             if update.update_id <= ui.get("done", 0):
                 return
             outcome = Outcome(outcome.locale, await self.conversation.open_question(user_id))
             answer = pressed = None
-        messages = await self._messages(user_id, outcome, extra or {})
+        messages = await self.messages(user_id, outcome, extra or {})
         new_keyboard = any(buttons for _, buttons in messages)
         live = ui.get("kb")
         retire = answer is not None or new_keyboard
@@ -147,19 +128,20 @@ class Delivery:
             if pressed is not None:
                 html = live["html"] if live and live.get("id") == pressed.message_id else \
                     (pressed.text_html if pressed.text else None)
-                await self._retire(user_id, chat_id, pressed.message_id, html, answer, outcome.locale)
+                await self.retire(user_id, chat_id, pressed.message_id, html, answer, outcome.locale)
                 if live and live.get("id") == pressed.message_id:
                     live = None
             if retire and live:
                 # A typed answer is shown under the question it answers, not under a list or a menu.
                 shown = answer if pressed is None and live.get("q") else None
-                await self._retire(user_id, chat_id, live["id"], live.get("html"), shown, outcome.locale)
+                await self.retire(user_id, chat_id, live["id"], live.get("html"), shown, outcome.locale)
                 live = None
             for text, buttons in messages:
-                sent = await self._send(user_id, chat_id, text, tg.keyboard(buttons))
+                sent = await self.send(user_id, chat_id, text, tg.keyboard(buttons))
                 if buttons and sent:
                     live = {"id": sent.message_id, "html": sent.html,
-                            "q": any(data.startswith("q:") for _, _, data in buttons)}
+                            "q": any(isinstance(callback_data.unpack(data), callback_data.Answer)
+                                         for _, _, data in buttons)}
             ui["done"] = max(ui.get("done", 0), update.update_id)     # this update's replies are out
         except UserBlocked:
             log.info("user blocked the bot; the rest of this turn is not sent")
@@ -172,7 +154,9 @@ class Delivery:
                 await self.storage.set_ui_state(user_id, ui, self.clock())
 
     @property
-    def _bot(self):
+    def bot(self) -> Bot:
+        if self._application is None:
+            raise RuntimeError("Delivery.bind(application) first")
         return self._application.bot
 
     def bind(self, application: Application) -> None:

@@ -1,28 +1,16 @@
-"""From rendered replies to what the Bot API takes: HTML parts within 4,096 characters,
-inline keyboards, and short callback data that names a case, the open question and an option.
-
-Callback data (at most 64 bytes, never trusted; the handlers check it against the database):
-
-    q:<case id>:<question token>:<option id>   an answer to the open question of a case
-    q:<case id>:<question token>:#<index>      the same, when the option id would not fit
-    c:<case id>                                switch to one of my cases
-    l:<locale>                                 choose the language
-    r:<case id>:<outcome>                      the outcome of /resolved
-    x:<nonce> / x:no                           confirm or refuse /delete
-    n:<case id>:<followup id>:<answer>         an answer to a nudge (live while that nudge is the latest)
-    m:<case id>:<choice>                       a /remind button (a cadence, pause, resume)
+"""From rendered replies to what the Bot API takes: HTML parts within 4,096 characters and
+inline keyboards; the short token of the question open in a case (callback data itself is
+bot/telegram/callback_data.py).
 """
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 MAX_TEXT = 4096            # UTF-16 code units, counted after entity parsing
-MAX_CALLBACK = 64          # bytes
 CONTROL_OPTIONS = ("_skip", "_back")
 _PENDING_TOKEN = {"date_choice": "dc", "edit_menu": "em"}
 
@@ -122,7 +110,7 @@ def split_html(text: str, limit: int = MAX_TEXT) -> list[str]:
     return parts
 
 
-# ---- callback data ----------------------------------------------------------------------
+# ---- the question open in a case -----------------------------------------------------------
 
 def question_token(dialog: Mapping[str, Any]) -> str:
     """A short name for the question open in a stored dialog state: its node, with a mark for a
@@ -135,73 +123,6 @@ def question_token(dialog: Mapping[str, Any]) -> str:
     if dialog.get("paused"):
         token += "~p"
     return token
-
-
-def fits(data: str) -> bool:
-    return len(data.encode("utf-8")) <= MAX_CALLBACK
-
-
-def press_data(case_id: int, token: str, option: str, index: int) -> str:
-    data = f"q:{case_id}:{token}:{option}"
-    if fits(data):
-        return data
-    data = f"q:{case_id}:{token}:#{index}"
-    if fits(data):
-        return data
-    raise ValueError(f"callback data for case {case_id}, question {token!r} does not fit in 64 bytes")
-
-
-@dataclass(frozen=True)
-class Press:
-    kind: str                 # q, c, l, r, x, n, m, e
-    case_id: int | None = None
-    token: str = ""           # q: the question token; n: the followup id; e: the recipient
-    option: str = ""
-
-
-def nudge_data(case_id: int, followup_id: int, answer: str) -> str:
-    data = f"n:{case_id}:{followup_id}:{answer}"
-    if not fits(data):
-        raise ValueError(f"nudge callback data {data!r} does not fit in 64 bytes")
-    return data
-
-
-def escalate_data(case_id: int, recipient: str, letter: str | None, origin: str) -> str:
-    """/escalate buttons: e:<case>:<recipient>:<letter language or _>:<c (command) | n (nudge)>."""
-    data = f"e:{case_id}:{recipient}:{letter or '_'}:{origin}"
-    if not fits(data):
-        raise ValueError(f"escalate callback data {data!r} does not fit in 64 bytes")
-    return data
-
-
-def parse_data(data: str | None) -> Press | None:
-    """What a button's data claims; None if it is not ours. Claims are checked by the caller."""
-    if not data or not fits(data):
-        return None
-    kind, _, rest = data.partition(":")
-    try:
-        if kind == "q":
-            case, token, option = rest.split(":", 2)
-            return Press("q", int(case), token, option)
-        if kind == "c":
-            return Press("c", int(rest))
-        if kind == "r":
-            case, outcome = rest.split(":", 1)
-            return Press("r", int(case), option=outcome)
-        if kind == "n":
-            case, followup, answer = rest.split(":", 2)
-            return Press("n", int(case), str(int(followup)), answer)
-        if kind == "m":
-            case, choice = rest.split(":", 1)
-            return Press("m", int(case), option=choice)
-        if kind == "e":
-            case, recipient, letter, origin = rest.split(":", 3)
-            return Press("e", int(case), recipient, f"{letter}:{origin}")
-        if kind in ("l", "x") and rest:
-            return Press(kind, option=rest)
-    except ValueError:
-        return None
-    return None
 
 
 # ---- keyboards --------------------------------------------------------------------------

@@ -61,7 +61,9 @@ class AiohttpRequest(BaseRequest):
         key = (scheme, host)
         if key not in self._proxies:
             proxies = urllib.request.getproxies_environment()
-            bypass = "no" in proxies and urllib.request.proxy_bypass_environment(host.split(":")[0], proxies)
+            # proxy_bypass_environment is in the standard library but not in its type stubs.
+            bypass = "no" in proxies and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+                host.split(":")[0], proxies)
             self._proxies[key] = None if bypass else proxies.get(scheme)
         return self._proxies[key]
 

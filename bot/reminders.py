@@ -1,22 +1,22 @@
-"""Follow-up nudges, the shell side of dialogs/followup.py.
+"""The reminder service: the shell side of the pure reminder plan (dialogs/followup.py).
 
-The plan state lives with its case (cases.plan), each nudge to send is a row (followups);
-every change of a plan and the nudges it implies are written in one transaction with the turn
-that caused it. This module turns the pure plan's effects into those writes, answers nudge
-buttons and the /remind and /timezone commands, and tells the dispatcher (bot/dispatcher.py)
-when a nudge was scheduled, so that it can wake up earlier.
+The plan state lives with its case (cases.plan), each nudge to send is a row (followups); every
+change of a plan and the nudges it implies are written in one transaction with the turn that
+caused it. This module turns the pure plan's effects into those writes and answers nudge
+buttons; it tells the sender of nudges (bot/dispatcher.py) when one was scheduled, so that it
+can wake up earlier. /remind and /timezone are bot/remind_commands.py.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
-from zoneinfo import ZoneInfo, available_timezones
 
-from bot.conversation import JURISDICTION_ZONE, Outcome
-from bot.storage import CLOSED_STATUSES, DUPLICATE, Case, Followup, PlanChange, Refused, Storage, User
+from bot.outcome import Outcome
+from bot.storage import (
+    CLOSED_STATUSES, AlreadyDone, Case, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
+)
 from dialogs import engine
 from dialogs.advice import advise
 from dialogs.followup import (
@@ -24,7 +24,8 @@ from dialogs.followup import (
     start_plan,
 )
 from dialogs.graph import Graph
-from dialogs.model import Button, Effect, Reply, TimelineEvent
+from dialogs.model import Effect, Reply, TimelineEvent
+from dialogs.zones import ZoneSource, resolve_zone, zone_name
 from messages import DEFAULT_LOCALE
 
 log = logging.getLogger(__name__)
@@ -37,41 +38,9 @@ CADENCES: dict[str, tuple[timedelta, ...]] = {
     "1d": (timedelta(days=1),), "3d": (timedelta(days=3),), "7d": (timedelta(days=7),),
 }
 REMIND_CHOICES = ("default", *CADENCES, "pause", "resume")
-ZONE_INPUT_MAX = 64
-# Place names a Chinese-speaking user may type for /timezone.
-ZONE_ALIASES = {
-    "北京": "Asia/Shanghai", "上海": "Asia/Shanghai", "中国": "Asia/Shanghai", "北京时间": "Asia/Shanghai",
-    "香港": "Asia/Hong_Kong", "澳门": "Asia/Macau", "台北": "Asia/Taipei", "台湾": "Asia/Taipei",
-    "新加坡": "Asia/Singapore", "东京": "Asia/Tokyo", "日本": "Asia/Tokyo", "首尔": "Asia/Seoul",
-    "伦敦": "Europe/London", "英国": "Europe/London", "巴黎": "Europe/Paris", "柏林": "Europe/Berlin",
-    "纽约": "America/New_York", "洛杉矶": "America/Los_Angeles", "温哥华": "America/Vancouver",
-    "多伦多": "America/Toronto", "悉尼": "Australia/Sydney",
-}
 
 
-@lru_cache(maxsize=1)
-def _zone_names() -> dict[str, str]:
-    return {name.lower(): name for name in available_timezones()}
-
-
-def parse_zone(text: str) -> str | None:
-    """A tz database name (Area/City, or UTC) from what the user typed; None if it is not one.
-    Case and spaces do not matter; a city alone works when only one zone has that name."""
-    text = " ".join(text.split())
-    if not text or len(text) > ZONE_INPUT_MAX:
-        return None
-    if text in ZONE_ALIASES:
-        return ZONE_ALIASES[text]
-    names = _zone_names()
-    key = text.replace(" ", "_").lower()
-    if key in names:
-        return names[key]
-    cities = [name for lower, name in names.items() if "/" in lower and lower.rsplit("/", 1)[1] == key
-              and not lower.startswith(("etc/", "posix/", "right/"))]
-    return cities[0] if len(cities) == 1 else None
-
-
-def _delays(cadence: Sequence[timedelta]) -> list[dict[str, Any]]:
+def delays_context(cadence: Sequence[timedelta]) -> list[dict[str, Any]]:
     """Delays as {"n", "unit"} for the templates (the largest whole unit)."""
     out = []
     for delay in cadence:
@@ -85,13 +54,13 @@ def _delays(cadence: Sequence[timedelta]) -> list[dict[str, Any]]:
     return out
 
 
-def _local(moment: datetime, zone: tzinfo) -> dict[str, str]:
+def local_time(moment: datetime, zone: tzinfo) -> dict[str, str]:
     local = moment.astimezone(zone)
     return {"date": local.date().isoformat(), "time": local.strftime("%H:%M")}
 
 
-class Followups:
-    """Plans and nudges of cases: computed here with dialogs.followup, stored by bot.storage."""
+class Reminders:
+    """Plans and nudges of cases: computed with dialogs.followup, stored by bot.storage."""
 
     def __init__(self, storage: Storage, graph: Graph, *, cadence: Sequence[timedelta],
                  quiet_hours: tuple[int, int] | None, clock: Callable[[], datetime] | None = None,
@@ -116,25 +85,17 @@ class Followups:
         return now
 
     def zone(self, user: User | None, case: Case | None) -> tzinfo:
-        """The user's /timezone, else the zone of the case's jurisdiction, else the default."""
-        for name in ((user.time_zone if user else None),
-                     JURISDICTION_ZONE.get(str(case.slots.get("jurisdiction", ""))) if case else None):
-            if name:
-                try:
-                    return ZoneInfo(name)
-                except (KeyError, ValueError):
-                    continue
-        return self.default_zone
+        """The zone the case's dates and nudges are in (dialogs.zones.resolve_zone)."""
+        return self.zone_and_source(user, case)[0]
 
-    def zone_name(self, user: User | None, case: Case | None) -> tuple[str, str]:
+    def zone_and_source(self, user: User | None, case: Case | None) -> tuple[tzinfo, ZoneSource]:
+        return resolve_zone(user.time_zone if user else None, case.slots.get("jurisdiction") if case else None,
+                            self.default_zone)
+
+    def zone_name(self, user: User | None, case: Case | None) -> tuple[str, ZoneSource]:
         """(the zone's name, where it comes from: "set" | "jurisdiction" | "default")."""
-        zone = self.zone(user, case)
-        name = getattr(zone, "key", None) or str(zone)
-        if user and user.time_zone and name == user.time_zone:
-            return name, "set"
-        if case and JURISDICTION_ZONE.get(str(case.slots.get("jurisdiction", ""))) == name:
-            return name, "jurisdiction"
-        return name, "default"
+        zone, source = self.zone_and_source(user, case)
+        return zone_name(zone), source
 
     def cadence(self, choice: str | None) -> tuple[timedelta, ...]:
         return CADENCES.get(choice or "", self.default_cadence)
@@ -153,9 +114,9 @@ class Followups:
         return next_nudges(slots, plan["category"], plan, deadlines, self.cadence(case.cadence), self.quiet_hours,
                            zone, now)
 
-    def _effects(self, user: User | None, case: Case, plan: Mapping[str, Any], effects: Iterable[Effect],
+    def plan_change(self, user: User | None, case: Case, plan: Mapping[str, Any], effects: Iterable[Effect],
                  now: datetime, events: Sequence[TimelineEvent] = ()) -> PlanChange:
-        """The pure plan's effects as one storage write."""
+        """The pure plan's effects (and the events of the transition) as one storage write."""
         status = category = None
         nudges: list[Nudge] | None = None
         extra: list[TimelineEvent] = []
@@ -178,9 +139,9 @@ class Followups:
     def start(self, user: User | None, case: Case, category: str, now: datetime) -> PlanChange:
         """The plan of a case the intake has just advised, and its first nudges."""
         plan, events, effects = start_plan(self.slots(case), category, now)
-        return self._effects(user, case, plan, effects, now, events)
+        return self.plan_change(user, case, plan, effects, now, events)
 
-    def scheduled(self, nudges: Iterable[Nudge] | None) -> None:
+    def scheduled(self, nudges: Iterable[PlannedNudge] | None) -> None:
         """Tell the dispatcher about nudges just written (it wakes up earlier if it must)."""
         dues = [n.due_at for n in nudges or ()]
         if dues:
@@ -194,6 +155,8 @@ class Followups:
         return (user.language or user.seen_locale or DEFAULT_LOCALE) if user else DEFAULT_LOCALE
 
     def nudge_message(self, user: User, case: Case, followup: Followup, now: datetime) -> Reply:
+        if not case.plan:
+            raise ValueError(f"a nudge of case {case.id}, which has no reminder plan")
         zone = self.zone(user, case)
         nudge = Nudge(followup.due_at, followup.kind, dict(followup.data))
         return nudge_reply({"slots": self.slots(case), "category": case.plan["category"]}, case.plan, nudge,
@@ -201,7 +164,7 @@ class Followups:
 
     def recorder(self, followups: Sequence[Followup], now: datetime, *, failed: str | None = None
                  ) -> Callable[[User, Case], PlanChange | None]:
-        """For storage.followup_sent: the plan records the nudges sent (or given up on: the cadence
+        """For storage.queue.followup_sent: the plan records the nudges sent (or given up on: the cadence
         goes on, so that nudges never stop silently) and the next ones are planned."""
         def decide(user: User, case: Case) -> PlanChange | None:
             if not case.plan:
@@ -245,14 +208,14 @@ class Followups:
         """Cases advised before follow-ups existed (no plan): their plans start now. Returns how many."""
         started, after = 0, 0
         while True:
-            cases = await self.storage.unplanned_cases(after, batch)
+            cases = await self.storage.queue.unplanned_cases(after, batch)
             if not cases:
                 return started
             for case in cases:
-                started += await self._start_later(case.user_id, case.id) is not None
+                started += await self.start_later(case.user_id, case.id) is not None
                 after = case.id
 
-    async def _start_later(self, user_id: int, case_id: int) -> PlanChange | None:
+    async def start_later(self, user_id: int, case_id: int) -> PlanChange | None:
         now = self.now()
 
         def decide(user: User, fresh: Case) -> tuple[PlanChange, Any] | None:
@@ -295,16 +258,16 @@ class Followups:
             if case.status in CLOSED_STATUSES or not case.plan:
                 return None
             plan, events, effects = apply_answer(case.plan, answer, now)
-            change = self._effects(user, case, plan, effects, now, events)
+            change = self.plan_change(user, case, plan, effects, now, events)
             return change, (user, case, plan, change)
 
         try:
             result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id,
                                                     answered=(followup_id, answer))
+        except AlreadyDone:
+            return Outcome.nothing(locale)
         except Refused:
             return None
-        if result is DUPLICATE:
-            return Outcome(locale, duplicate=True)
         user, case, plan, change = result
         self.scheduled(change.nudges)
         zone = self.zone(user, case)
@@ -319,110 +282,6 @@ class Followups:
         elif answer == "escalate":
             replies.append(Reply("remind.escalate_hint", {}))
         return Outcome(locale, replies, case_id)
-
-    # ---- /remind ----------------------------------------------------------------------
-
-    def _remind_reply(self, user: User | None, case: Case, plan: Mapping[str, Any],
-                      pending: Sequence[Followup]) -> Reply:
-        zone = self.zone(user, case)
-        zone_name, source = self.zone_name(user, case)
-        upcoming = sorted(pending, key=lambda f: f.due_at)
-        nxt = None
-        if upcoming:
-            nxt = {**_local(upcoming[0].due_at, zone), "kind": upcoming[0].kind,
-                   "deadline": upcoming[0].data.get("deadline_id")}
-        choice = case.cadence if case.cadence in CADENCES else "default"
-        context = {
-            "case_id": case.id, "status": plan["status"], "rung_key": f"followup.rung.{plan['rung']}",
-            "next": nxt, "cadence": choice, "delays": _delays(self.cadence(choice)),
-            "zone": zone_name, "zone_source": source,
-            "quiet": list(self.quiet_hours) if self.quiet_hours else None,
-        }
-        buttons = [Button(f"remind:{c}", f"btn.remind.{c}", {"current": c == choice}) for c in ("default", *CADENCES)]
-        buttons.append(Button("remind:resume", "btn.remind.resume") if plan["status"] == "paused"
-                       else Button("remind:pause", "btn.remind.pause"))
-        return Reply("remind.show", context, tuple(buttons))
-
-    async def remind(self, user_id: int, locale: str) -> Outcome:
-        """/remind: the active case's next nudge, its cadence, and buttons to change them."""
-        case = await self.storage.active_case(user_id)
-        if case is None:
-            return Outcome(locale, [Reply("no_case", {})])
-        if case.status == "intake":
-            return Outcome(locale, [Reply("remind.not_yet", {"case_id": case.id})], case.id)
-        if case.status in CLOSED_STATUSES:
-            return Outcome(locale, [Reply("remind.closed", {"case_id": case.id, "status": case.status})], case.id)
-        user = await self.storage.get_user(user_id)
-        if not case.plan:
-            # A case advised before follow-ups existed: its plan starts now.
-            await self._start_later(user_id, case.id)
-            case = await self.storage.get_case(user_id, case.id)
-            if case is None or not case.plan:
-                return Outcome(locale, [Reply("no_case", {})])
-        pending = await self.storage.followups(user_id, case.id, ("pending", "sending", "paused"))
-        return Outcome(locale, [self._remind_reply(user, case, case.plan, pending)], case.id)
-
-    async def remind_choice(self, user_id: int, case_id: int, choice: str, locale: str, *,
-                            update_id: int | None = None) -> Outcome | None:
-        """A /remind button: a cadence, pause or resume, for one of the user's open cases."""
-        if choice not in REMIND_CHOICES:
-            return None
-        now = self.now()
-
-        def decide(user: User, case: Case) -> tuple[PlanChange, Any] | None:
-            if case.status in CLOSED_STATUSES or not case.plan:
-                return None
-            if choice in ("pause", "resume"):
-                plan, events, effects = apply_answer(case.plan, choice, now)
-                change = self._effects(user, case, plan, effects, now, events)
-            else:
-                cadence = None if choice == "default" else choice
-                plan = case.plan
-                nudges = self.nudges_for(user, replace(case, cadence=cadence), plan, now) \
-                    if nudges_active(plan) else None
-                change = PlanChange(events=(TimelineEvent("reminder_cadence", {"cadence": choice}),),
-                                    nudges=nudges, cadence=cadence, set_cadence=True)
-            return change, (user, case, plan, change)
-
-        try:
-            result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id)
-        except Refused:
-            return None
-        if result is DUPLICATE:
-            return Outcome(locale, duplicate=True)
-        user, case, plan, change = result
-        self.scheduled(change.nudges)
-        zone = self.zone(user, case)
-        following = change.nudges[0] if change.nudges else None
-        if choice in ("pause", "resume"):
-            reply = answer_reply({"slots": self.slots(case), "category": plan["category"]}, plan, choice, following,
-                                 now.astimezone(zone).date(), zone)
-        else:
-            reply = Reply("remind.cadence_set", {
-                "cadence": choice, "delays": _delays(self.cadence(None if choice == "default" else choice)),
-                "next": _local(following.due_at, zone) if following else None, "status": plan["status"]})
-        return Outcome(locale, [reply], case_id)
-
-    # ---- /timezone --------------------------------------------------------------------
-
-    async def set_timezone(self, user_id: int, text: str, locale: str) -> Outcome:
-        """/timezone [Area/City]: show the zone nudges are timed in, or set it (and plan again)."""
-        case = await self.storage.active_case(user_id)
-        user = await self.storage.get_user(user_id)
-        now = self.now()
-        if not text.strip():
-            name, source = self.zone_name(user, case)
-            return Outcome(locale, [Reply("timezone.show", {"zone": name, "source": source,
-                                                            "local": _local(now, self.zone(user, case))})])
-        name = parse_zone(text)
-        if name is None:
-            given = " ".join(text.split())
-            given = given if len(given) <= ZONE_INPUT_MAX else given[:ZONE_INPUT_MAX - 1] + "…"
-            return Outcome(locale, [Reply("timezone.bad", {"given": given})])
-        await self.storage.set_user(user_id, now, time_zone=name)
-        await self.replan(user_id)
-        return Outcome(locale, [Reply("timezone.set", {"zone": name, "local": _local(now, ZoneInfo(name)),
-                                                       "quiet": list(self.quiet_hours) if self.quiet_hours else None})])
 
 
 def with_slots(case: Case, slots: Mapping[str, Any], category: str | None) -> Case:

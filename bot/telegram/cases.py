@@ -1,0 +1,56 @@
+"""A user's cases on Telegram: /cases (list and switch), /resolved (close a case with its outcome)."""
+from __future__ import annotations
+
+from telegram import Message, Update
+
+from bot.storage import CLOSED_STATUSES
+from bot.telegram.callback_data import CallbackData, CaseOutcome, SwitchCase
+from bot.telegram.common import ButtonFn, CommandFn, Services, answer_query, language_of, seen, sender_of
+
+
+class CaseHandlers:
+    def __init__(self, services: Services):
+        self.s = services
+
+    def commands(self) -> dict[str, CommandFn]:
+        return {"cases": self.cases, "resolved": self.resolved}
+
+    def buttons(self) -> dict[type[CallbackData], ButtonFn]:
+        return {SwitchCase: self.press_switch, CaseOutcome: self.press_outcome}
+
+    async def cases(self, update: Update, args: str) -> None:
+        outcome = await self.s.conversation.cases(sender_of(update).id, language_code=language_of(update))
+        await self.s.delivery.deliver(update, outcome)
+
+    async def resolved(self, update: Update, args: str) -> None:
+        outcome = await self.s.conversation.resolve_prompt(sender_of(update).id, language_code=language_of(update))
+        await self.s.delivery.deliver(update, outcome)
+
+    async def press_switch(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
+        """Switch to one of the presser's own cases."""
+        assert isinstance(claim, SwitchCase)
+        user_id = sender_of(update).id
+        if await self.s.storage.get_case(user_id, claim.case_id) is None:
+            return False
+        await answer_query(self.s, update, None)
+        if await seen(self.s, update):
+            return True
+        outcome = await self.s.conversation.switch_case(user_id, claim.case_id, language_code=language_of(update))
+        if outcome is not None:
+            await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
+
+    async def press_outcome(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
+        """How the presser's active open case ended."""
+        assert isinstance(claim, CaseOutcome)
+        user_id = sender_of(update).id
+        case = await self.s.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id or case.status in CLOSED_STATUSES:
+            return False
+        await answer_query(self.s, update, None)
+        if await seen(self.s, update):
+            return True
+        outcome = await self.s.conversation.resolve(user_id, case.id, claim.outcome, language_code=language_of(update))
+        if outcome is not None:
+            await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
+        return True
