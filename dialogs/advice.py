@@ -98,7 +98,7 @@ class Advice:
     warnings: tuple[str, ...]        # message keys of warnings shown first
     facts: tuple[str, ...]           # all fact ids used
 
-    def context(self) -> dict:
+    def context(self) -> dict[str, Any]:
         """A JSON-friendly dict for `advice_body.j2` (dates as ISO strings).
 
         Each deadline carries its message keys, its rule's `estimate` flag and the
@@ -144,7 +144,7 @@ class _Entry:
     order: int
     when: Mapping[str, Any]
     facts: tuple[str, ...]
-    test: Test = field(compare=False, repr=False, default=None)   # `when`, compiled
+    test: Test = field(compare=False, repr=False)   # `when`, compiled
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class _DeadlineRule:
     start: str
     action: str
     estimate: bool
-    test: Test = field(compare=False, repr=False, default=None)   # `when`, compiled
+    test: Test = field(compare=False, repr=False)   # `when`, compiled
     met_by: str | None = None
     safe: bool = False
 

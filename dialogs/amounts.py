@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Iterable, Iterator
 
 from .dates import ANSWER_WINDOW, chinese_numeral_value, fold_width
 
@@ -97,7 +98,7 @@ _MULTIPLIERS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "千": 1
 _BIG_MULTIPLIERS = {"万", "萬", "亿", "億"}
 
 
-def _alternation(words, *, before_letter: bool) -> str:
+def _alternation(words: Iterable[str], *, before_letter: bool) -> str:
     parts = []
     for word in sorted(words, key=len, reverse=True):
         part = re.escape(word)
@@ -137,7 +138,7 @@ _START = re.compile(
 _LEAD = 2 + max(map(len, _PREFIXES)) + 2 + 2
 
 
-def _matches(text: str):
+def _matches(text: str) -> Iterator[re.Match[str]]:
     """`_AMOUNT.finditer(text)`, trying only the positions a match can start at."""
     pos = 0
     while True:
@@ -207,7 +208,7 @@ def _thousands_ok(groups: list[str]) -> bool:
     return 1 <= len(head) <= 3 and not head.startswith("0") and all(len(g) == 3 for g in groups[1:])
 
 
-def _currency(m: re.Match) -> tuple[str | None, bool]:
+def _currency(m: re.Match[str]) -> tuple[str | None, bool]:
     """The currency the match states, and whether its markers agree."""
     pre, suf = m.group("pre"), m.group("suf")
     pre_code = _PREFIXES[pre.lower()] if pre else None
@@ -221,8 +222,9 @@ def _currency(m: re.Match) -> tuple[str | None, bool]:
     return pre_code or suf_code, True
 
 
-def _value(m: re.Match) -> Decimal | None:
+def _value(m: re.Match[str]) -> Decimal | None:
     mult = m.group("mult")
+    value: Decimal | None
     if m.group("cn"):
         number = chinese_numeral_value(m.group("cn"))
         if number is None:
@@ -239,7 +241,7 @@ def _value(m: re.Match) -> Decimal | None:
     return value
 
 
-def _answer(m: re.Match) -> AmountAnswer:
+def _answer(m: re.Match[str]) -> AmountAnswer:
     currency, consistent = _currency(m)
     if not consistent:
         return _UNPARSED
@@ -258,7 +260,7 @@ def _answer(m: re.Match) -> AmountAnswer:
     return AmountAnswer("amount", value, currency)
 
 
-def _marked(m: re.Match, text: str) -> bool:
+def _marked(m: re.Match[str], text: str) -> bool:
     """Whether a match in running text is money: a currency marker, or 万/亿 not followed by a counter."""
     if m.group("pre") or m.group("suf"):
         return True
@@ -266,7 +268,7 @@ def _marked(m: re.Match, text: str) -> bool:
     return big and not _COUNTER_AFTER.match(text, m.end())
 
 
-def _marked_hits(text: str) -> list[tuple[re.Match, AmountAnswer]]:
+def _marked_hits(text: str) -> list[tuple[re.Match[str], AmountAnswer]]:
     hits = []
     for m in _matches(text):
         if not _marked(m, text):
@@ -320,7 +322,7 @@ def find_amounts(text: str) -> list[tuple[str, Decimal, str | None]]:
         return [
             (text[m.start():m.end()], answer.value, answer.currency)
             for m, answer in _marked_hits(folded)
-            if answer.kind == "amount"
+            if answer.kind == "amount" and answer.value is not None
         ]
     except Exception:
         return []

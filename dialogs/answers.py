@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from dialogs.graph import Node
 from dialogs.phrases import grams, phrase_set
@@ -65,7 +65,7 @@ def unique_option(node: Node, text: str, normalized: bool = False,
     return kept.pop() if len(kept) == 1 else None
 
 
-def match_yesno(words: dict, text: str, normalized: bool = False) -> bool | None:
+def match_yesno(words: Mapping[str, Iterable[str]], text: str, normalized: bool = False) -> bool | None:
     norm = text if normalized else normalize(text)
     if match_words(norm, words.get("yes", ()), True):
         return True

@@ -107,6 +107,7 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
                               _rounded(probs))
     if mode != "both":
         raise ValueError(f"unknown mode {mode!r}")
+    assert model is not None   # "both" without a model was answered by the rules above
 
     tally = rule_tally(slots, text, ignore)
     has_text = bool(text.strip())
@@ -293,7 +294,7 @@ def _parse_line(line: str) -> tuple[Mapping[str, Any], str, list[str]]:
     return slots, text, errors
 
 
-def classify_lines(lines: Iterable[str]) -> Iterator[dict]:
+def classify_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """One result per non-empty line: a plain narrative, or a JSON object {"text": ..., "slots": {...}}.
 
     Each result is {"category", "confidence", "signals", "probabilities", "line"} (line numbers

@@ -157,7 +157,7 @@ def _rules() -> _Rules:
                 problems.append(f"{where}: days must be a positive integer")
         else:
             fid, number = rule.get("fact"), rule.get("number")
-            value = ((_facts().get(fid) or {}).get("numbers") or {}).get(number)
+            value = (((_facts().get(fid) if isinstance(fid, str) else None) or {}).get("numbers") or {}).get(number)
             if not (isinstance(value, int) and value > 0):
                 problems.append(f"{where}: fact {fid!r} has no positive number {number!r}")
     if not demand or demand[-1].get("when") or "days" not in demand[-1]:
@@ -298,7 +298,7 @@ def _stage(slots: Mapping[str, Any], category: str, rung: str | None) -> tuple[s
         case = normalise_case(slots or {}, category)
         path = next((p.id for p in ladder.paths if matches(p.when, case)), ladder.paths[-1].id)
     rungs = list(ladders[path]["rungs"])
-    current = rung if rung in ladder.rungs else rungs[0]
+    current = rung if rung is not None and rung in ladder.rungs else rungs[0]
     return path, ladders[path]["category"], rungs, current
 
 

@@ -30,7 +30,7 @@ VALUES: dict[str, tuple[Any, ...]] = {
 }
 FLAGS = ("fraud", "digital", "gambling")
 WHEN_FIELDS = set(VALUES) | set(FLAGS) | {"merchant_any", "missing", "present", "any", "not", "amount_over"}
-_EMPTY = (None, "", {}, [])
+_EMPTY: tuple[object, ...] = (None, "", {}, [])
 
 Test = Callable[[Mapping[str, Any]], bool]
 

@@ -64,7 +64,7 @@ def read_records(lines: Iterable[str], *, strict: bool = True) -> tuple[list[Rec
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             problems.append(f"line {number}: not JSON ({exc.msg})")
             continue
         if not isinstance(obj, dict):
@@ -107,7 +107,8 @@ def _strict_problems(fields: dict[str, object]) -> list[str]:
         if fields[key] not in allowed:
             wrong.append(f"'{key}' must be one of {', '.join(allowed)}")
     for key in ("source", "licence"):
-        if not isinstance(fields[key], str) or not fields[key].strip():
+        value = fields[key]
+        if not isinstance(value, str) or not value.strip():
             wrong.append(f"'{key}' is missing")
     if fields["note"] is not None and not isinstance(fields["note"], str):
         wrong.append("'note' must be a string")

@@ -300,22 +300,22 @@ def _en_count(s: str) -> int:
 # ---------------------------------------------------------------------------
 # Rules: a regular expression and what a match of it means
 
-Resolver = Callable[[re.Match, date, bool], DateAnswer]
+Resolver = Callable[[re.Match[str], date, bool], DateAnswer]
 
 
 @dataclass(frozen=True)
 class _Rule:
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
     resolve: Resolver
     story: bool = True        # also used by find_dates
     full_only: bool = False   # only when it is the whole answer
     weekday_only: bool = False
     # Found in every match of `pattern`: a text without it is not scanned with the whole rule
     # (most rules would otherwise be tried at every position of every story).
-    gate: re.Pattern | None = None
+    gate: re.Pattern[str] | None = None
 
 
-def _rule(regex: str, resolve: Resolver, gate: str | None = None, **flags) -> _Rule:
+def _rule(regex: str, resolve: Resolver, gate: str | None = None, **flags: bool) -> _Rule:
     return _Rule(re.compile(regex, re.IGNORECASE), resolve, gate=re.compile(gate, re.IGNORECASE) if gate else None,
                  **flags)
 
@@ -324,13 +324,13 @@ _DIGIT = "[0-9]"
 _MONTH_START = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 
 
-def _zh_relative(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_relative(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     offsets = {"大前天": -3, "前天": -2, "前日": -2, "昨天": -1, "昨日": -1, "昨晚": -1,
                "今天": 0, "今日": 0, "今晚": 0, "明天": 1, "后天": 2, "後天": 2}
     return _shift_days(today, offsets[m.group(0)])
 
 
-def _zh_ago(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_ago(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     n = _zh_small(m.group("n"))
     if n is None:
         return _UNPARSED
@@ -344,7 +344,7 @@ def _zh_ago(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _shift_days(today, -7 * n)   # weeks
 
 
-def _zh_weekday(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_weekday(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     weekday = _ZH_WEEKDAYS[m.group("wd")]
     pre = m.group("pre")
     if pre is None:
@@ -353,7 +353,7 @@ def _zh_weekday(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _weekday_of_week(today, weeks, weekday)
 
 
-def _zh_relative_month(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_relative_month(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     offset = {"上上": -2, "上": -1, "本": 0, "这": 0, "這": 0, "下": 1}[m.group("rel")]
     if m.group("d") is None:
         # "上个月" alone: same day of that month (vague, so never in a story).
@@ -366,7 +366,7 @@ def _zh_relative_month(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _month_day(offset, day, today)
 
 
-def _zh_full(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_full(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     month = _zh_small(m.group("m"))
     day = _zh_small(m.group("d"))
     if month is None or day is None:
@@ -383,7 +383,7 @@ def _zh_full(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _without_year(month, day, today)
 
 
-def _zh_day_only(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _zh_day_only(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     day = _zh_small(m.group("d"))
     if day is None:
         return _UNPARSED
@@ -395,15 +395,16 @@ def _day_only(day: int, today: date) -> DateAnswer:
     return _month_day(0 if day <= today.day else -1, day, today)
 
 
-def _numeric_year_first(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _numeric_year_first(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     return _make(int(m.group("y")), int(m.group("m")), int(m.group("d")))
 
 
-def _numeric_year_last(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _numeric_year_last(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     a, b, year = int(m.group("a")), int(m.group("b")), int(m.group("y"))
     day_first = _make(year, b, a)
     month_first = _make(year, a, b)
-    if day_first.kind == "date" and month_first.kind == "date":
+    if (day_first.kind == "date" and month_first.kind == "date"
+            and day_first.value is not None and month_first.value is not None):
         if day_first.value == month_first.value:
             return day_first
         return DateAnswer("ambiguous", candidates=(day_first.value, month_first.value))
@@ -414,7 +415,7 @@ def _numeric_year_last(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _IMPOSSIBLE
 
 
-def _en_month_day(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_month_day(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     month_word = m.group("mon")
     if story and month_word == "may":
         return _UNPARSED   # "I may 2 ..." is not May 2nd; "May 2" is
@@ -425,7 +426,7 @@ def _en_month_day(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _without_year(month, day, today)
 
 
-def _en_relative(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_relative(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     word = " ".join(m.group(0).lower().split())
     if word.endswith("before yesterday"):
         return _shift_days(today, -2)
@@ -433,7 +434,7 @@ def _en_relative(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _shift_days(today, offsets[word])
 
 
-def _en_ago(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_ago(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     n = _en_count(m.group("n"))
     unit = m.group("u").lower().rstrip("s")
     if unit == "day":
@@ -445,11 +446,11 @@ def _en_ago(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _months_ago(today, n if unit == "month" else 12 * n)
 
 
-def _en_last_month(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_last_month(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     return _months_ago(today, 1)
 
 
-def _en_weekday(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_weekday(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     weekday = _EN_WEEKDAYS[m.group("wd").lower()]
     pre = " ".join((m.group("pre") or "").lower().split())
     if pre in ("last", "past", "this past"):
@@ -459,7 +460,7 @@ def _en_weekday(m: re.Match, today: date, story: bool) -> DateAnswer:
     return _weekday_on_or_before(today, weekday)
 
 
-def _en_day_only(m: re.Match, today: date, story: bool) -> DateAnswer:
+def _en_day_only(m: re.Match[str], today: date, story: bool) -> DateAnswer:
     return _day_only(int(m.group("d")), today)
 
 
@@ -521,7 +522,7 @@ _ANSWER_SCAN_RULES = tuple(r for r in _RULES if not r.full_only)
 _STRIP = " \t\r\n\v\f.,;:!?。，；：！？、~～…\"'`()[]{}（）【】「」『』《》<>"
 
 
-def _scan(text: str, rules: tuple[_Rule, ...]) -> list[tuple[re.Match, _Rule]]:
+def _scan(text: str, rules: tuple[_Rule, ...]) -> list[tuple[re.Match[str], _Rule]]:
     """Non-overlapping matches of `rules` in `text`: leftmost first, then longest."""
     found = []
     for index, rule in enumerate(rules):
@@ -540,7 +541,7 @@ def _scan(text: str, rules: tuple[_Rule, ...]) -> list[tuple[re.Match, _Rule]]:
     return chosen
 
 
-def _resolve(m: re.Match, rule: _Rule, today: date, story: bool) -> DateAnswer:
+def _resolve(m: re.Match[str], rule: _Rule, today: date, story: bool) -> DateAnswer:
     try:
         return rule.resolve(m, today, story)
     except Exception:  # a resolver bug must not take the dialog down
@@ -591,7 +592,7 @@ def find_dates(text: str, today: date) -> list[tuple[str, date]]:
         result = []
         for m, rule in _scan(folded, _STORY_RULES):
             answer = _resolve(m, rule, today, True)
-            if answer.kind == "date":
+            if answer.kind == "date" and answer.value is not None:
                 result.append((text[m.start():m.end()], answer.value))
         return result
     except Exception:

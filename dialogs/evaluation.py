@@ -135,7 +135,8 @@ def evaluate(records: Iterable[Record], mode: str = "both", model: NgramModel | 
             option = story_choice(graph, "problem", {}, record.text, model=model)
             if option is not None:
                 report.prefilled += 1
-                report.prefilled_right += graph["problem"].option(option).category == record.label
+                chosen = graph["problem"].option(option)
+                report.prefilled_right += chosen is not None and chosen.category == record.label
     return report
 
 
@@ -144,6 +145,6 @@ def mean_figures(reports: Sequence[Report]) -> Mapping[str, float]:
     keys = ("macro_f1", "accuracy", "scam_recall", "scam_precision", "prefill_precision")
     out = {}
     for key in keys:
-        values = [r.figures()[key] for r in reports if r.figures()[key] is not None]
+        values = [value for r in reports if (value := r.figures()[key]) is not None]
         out[key] = round(sum(values) / len(values), 4) if values else 0.0
     return out

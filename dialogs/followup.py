@@ -326,7 +326,7 @@ def start_plan(slots: Mapping[str, Any], category: str, now: datetime
 
 def nudges_active(plan_state: Mapping[str, Any]) -> bool:
     """Whether nudges are scheduled in this status (waiting, escalated)."""
-    return bool(load_ladder().statuses.get(plan_state.get("status"), {}).get("nudges"))
+    return bool(load_ladder().statuses.get(plan_state.get("status") or "", {}).get("nudges"))
 
 
 def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
@@ -539,7 +539,8 @@ def _deadline_views(deadlines: Iterable[Any], today: date) -> list[dict[str, Any
         did, ddate, basis = _deadline_parts(d)
         facts = tuple(d.facts) if isinstance(d, Deadline) else tuple(d.get("facts") or ())
         ds.append(Deadline(did, ddate, str(basis or ""), facts, (ddate - today).days))
-    return Advice("", (), (), tuple(ds), (), ()).context()["deadlines"]
+    views: list[dict[str, Any]] = Advice("", (), (), tuple(ds), (), ()).context()["deadlines"]
+    return views
 
 
 def _rung_context(slots: Mapping[str, Any], plan: Mapping[str, Any], today: date,

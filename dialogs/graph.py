@@ -136,7 +136,7 @@ class Graph:
 
     @cached_property
     def _by_slot(self) -> dict[str | None, Node]:
-        found: dict[str, Node] = {}
+        found: dict[str | None, Node] = {}
         for node in self.nodes.values():
             found.setdefault(node.slot, node)
         return found
@@ -233,8 +233,8 @@ def problems(graph: Graph) -> list[str]:
     for cats, node_id in graph.clarify.pairs:
         if len(cats) != 2 or not cats <= set(CATEGORIES):
             found.append(f"clarify: {sorted(cats)} is not a pair of categories")
-        node = graph.nodes.get(node_id)
-        if node is None or node.type != "choice" or not node.slot:
+        question = graph.nodes.get(node_id)
+        if question is None or question.type != "choice" or not question.slot:
             found.append(f"clarify: {node_id!r} is not a choice question")
     seen: set[str] = set()
     # Clarifying questions are reached from the classifier, not by an edge.

@@ -75,12 +75,12 @@ def _char(c: str, variants: Mapping[str, str]) -> str:
     return "[" + "".join(re.escape(x) for x in c + alts) + "]"
 
 
-def _parse(src: str, lang: str) -> list[list[tuple]]:
+def _parse(src: str, lang: str) -> list[list[tuple[Any, ...]]]:
     """A phrase as alternatives of sequences of items: ("lit", c), ("group", alts), ("opt",),
     ("gap",), ("star",), ("space",), ("hyphen",), ("apos",)."""
     if not isinstance(src, str) or not src.strip():
         raise ValueError(f"empty phrase {src!r}")
-    stack: list[list[list[tuple]]] = [[[]]]
+    stack: list[list[list[tuple[Any, ...]]]] = [[[]]]
     i = 0
     while i < len(src):
         c = src[i]
@@ -118,7 +118,7 @@ def _parse(src: str, lang: str) -> list[list[tuple]]:
     return stack[0]
 
 
-def _emit(alts: list[list[tuple]], lang: str, variants: Mapping[str, str], gap: int) -> str:
+def _emit(alts: list[list[tuple[Any, ...]]], lang: str, variants: Mapping[str, str], gap: int) -> str:
     parts = []
     for seq in alts:
         out = []
@@ -144,7 +144,7 @@ def _emit(alts: list[list[tuple]], lang: str, variants: Mapping[str, str], gap: 
     return "|".join(parts)
 
 
-def _needles(alts: list[list[tuple]]) -> frozenset[str] | None:
+def _needles(alts: list[list[tuple[Any, ...]]]) -> frozenset[str] | None:
     """Literal strings of which every match contains at least one (lower case, simplified
     characters), or None when that cannot be said. Used to skip phrases cheaply."""
     found: set[str] = set()
@@ -175,7 +175,7 @@ def _needles(alts: list[list[tuple]]) -> frozenset[str] | None:
     return frozenset(found)
 
 
-def compile_phrase(src: str, lang: str, variants: Mapping[str, str], gap: int) -> re.Pattern:
+def compile_phrase(src: str, lang: str, variants: Mapping[str, str], gap: int) -> re.Pattern[str]:
     """Translate one regex-light phrase (syntax in categories.yaml) into a compiled pattern."""
     body = "(?:" + _emit(_parse(src, lang), lang, variants, gap) + ")"
     if lang == "en":
@@ -193,7 +193,7 @@ def phrase_needles(src: str, lang: str) -> frozenset[str] | None:
 class _Phrase:
     category: str | None     # None for a cue (tags only)
     weight: float
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
     tags: frozenset[str]
     negatable: bool
     lang: str
@@ -216,7 +216,7 @@ class _Rules:
     phrases: tuple[_Phrase, ...]
     answers: Mapping[str, Mapping[str, tuple[tuple[str, float], ...]]]   # slot -> value -> ((cat, w), ...)
     rules: tuple[_Rule, ...]
-    negation: Mapping[str, re.Pattern]
+    negation: Mapping[str, re.Pattern[str]]
     negation_window: Mapping[str, int]
     max_text: int
     max_signals: int
@@ -265,7 +265,7 @@ def _entries(raw: Any, where: str) -> Iterator[tuple[str, float, list[str], bool
         yield str(src), weight, [str(t) for t in tags], neg
 
 
-def _negation(data: Mapping[str, Any], variants: Mapping[str, str]) -> tuple[dict[str, re.Pattern], dict[str, int]]:
+def _negation(data: Mapping[str, Any], variants: Mapping[str, str]) -> tuple[dict[str, re.Pattern[str]], dict[str, int]]:
     patterns, windows = {}, {}
     for lang in LANGS:
         spec = data.get(lang) or {}
@@ -414,7 +414,7 @@ class RuleTally:
     def __init__(self) -> None:
         self.scores: dict[str, float] = {c: 0.0 for c in CATEGORIES}
         # (source, phrase, slot, value) -> [weight, order, source, phrase, slot, value]
-        self.entries: dict[str, dict[tuple, list]] = {c: {} for c in CATEGORIES}
+        self.entries: dict[str, dict[tuple[Any, ...], list[Any]]] = {c: {} for c in CATEGORIES}
         self.red_flag: str | None = None
 
     def add(self, category: str, weight: float, order: float, source: str,
@@ -505,7 +505,7 @@ def rule_tally(slots: Mapping[str, Any] | None, text: Any, ignore: Iterable[str]
     tag_evidence: dict[str, list[tuple[str, int]]] = {}   # tag -> [(phrase, position)]
 
     # 1. phrases
-    found: list[tuple[_Phrase, re.Match]] = []
+    found: list[tuple[_Phrase, re.Match[str]]] = []
     if text:
         # Cheap prefilter: which needles (literal parts of the phrases) occur at all.
         folded = text.lower().translate(rules.simplify)
@@ -525,7 +525,7 @@ def rule_tally(slots: Mapping[str, Any] | None, text: Any, ignore: Iterable[str]
                 break
     taken: dict[str | None, list[tuple[int, int]]] = {}   # category or "tag:NAME" -> spans used
 
-    def free(key: str | None, m: re.Match) -> bool:
+    def free(key: str | None, m: re.Match[str]) -> bool:
         spans = taken.setdefault(key, [])
         if any(m.start() < end and start < m.end() for start, end in spans):
             return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from itertools import chain
-from typing import Iterable
+from typing import Any, Iterable
 
 from dialogs.text import normalize
 
@@ -87,7 +87,7 @@ class OptionIndex:
     """A choice question's options, compiled once: their words by normalized form (the first
     option naming a word has it), and the story phrases and words of all of them in one set."""
 
-    def __init__(self, options: Iterable) -> None:
+    def __init__(self, options: Iterable[Any]) -> None:
         options = tuple(options)
         self.ids = tuple(o.id for o in options)
         self.owners = tuple(o.id for o in options for _ in o.story + o.words)

@@ -21,7 +21,7 @@ def local_currency(currency: str | None, text: str, jurisdiction: str | None) ->
     amount was read as a currency its sign shares elsewhere (元 as CNY, $ as USD) and `text`
     does not name that currency itself; otherwise `currency` unchanged."""
     place = _PLACES.get(jurisdiction or "")
-    if not place:
+    if not place or jurisdiction is None:
         return currency
     if currency is None:
         return CURRENCY_OF[jurisdiction]
@@ -37,7 +37,7 @@ def place_of_amount(currency: str | None, written: str) -> str | None:
     """The place an amount in a story says the user lives in: the place of its currency, unless
     that currency was read from a sign several places share (元, $) and the text does not name it."""
     place = PLACE_OF_CURRENCY.get(currency or "")
-    if place is None:
+    if place is None or currency is None:
         return None
     shared = any(currency in p.get("shared", ()) for p in _PLACES.values())
     lowered = (written or "").lower()
