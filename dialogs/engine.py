@@ -106,7 +106,10 @@ def start(graph: Graph | None = None) -> DialogState:
 
 def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
     """The question nodes on the path the answers take (answers off the path do not count)."""
-    path, node_id, seen, nodes = [], graph.start, set(), graph.nodes
+    path: list[Node] = []
+    node_id: str | None = graph.start
+    seen: set[str] = set()
+    nodes = graph.nodes
     while node_id and node_id not in seen:
         seen.add(node_id)
         node = nodes[node_id]
@@ -119,13 +122,13 @@ def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
 
 
 def active_slots(graph: Graph, slots: Mapping[str, Any]) -> dict[str, Any]:
-    return {n.slot: slots[n.slot] for n in active_nodes(graph, slots) if n.slot in slots}
+    return {n.slot: slots[n.slot] for n in active_nodes(graph, slots) if n.slot is not None and n.slot in slots}
 
 
 def facts(graph: Graph, slots: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The answers as a list the templates can show: slot, answer type and value."""
     return [{"slot": n.slot, "type": n.type, "value": slots[n.slot]}
-            for n in active_nodes(graph, slots) if n.slot in slots and n.slot != "story"]
+            for n in active_nodes(graph, slots) if n.slot is not None and n.slot in slots and n.slot != "story"]
 
 
 def _answered(state: DialogState, node: Node) -> bool:
@@ -205,11 +208,11 @@ def ask(graph: Graph, state: DialogState) -> Reply:
     """The open question, with its buttons."""
     node = graph[state.node]
     if state.pending and state.pending.get("kind") == "date_choice":
-        buttons = tuple(Button(f"d{i}", "btn.date", {"date": d}) for i, d in enumerate(state.pending["candidates"]))
-        return Reply("q.date_choice", {"text": state.pending.get("text", "")}, buttons)
+        dates = tuple(Button(f"d{i}", "btn.date", {"date": d}) for i, d in enumerate(state.pending["candidates"]))
+        return Reply("q.date_choice", {"text": state.pending.get("text", "")}, dates)
     if state.pending and state.pending.get("kind") == "edit_menu":
-        buttons = tuple(Button(n.id, f"field.{n.slot}") for n in active_nodes(graph, state.slots))
-        return Reply("q.edit_menu", {}, buttons + (Button(CANCEL_EDIT, "btn.cancel_edit"),))
+        fields = tuple(Button(n.id, f"field.{n.slot}") for n in active_nodes(graph, state.slots))
+        return Reply("q.edit_menu", {}, fields + (Button(CANCEL_EDIT, "btn.cancel_edit"),))
     if state.pending and state.pending.get("kind") == "category_menu":
         return Reply("q.category_menu", {}, _CATEGORY_BUTTONS)
     if node.type == "end":
@@ -218,7 +221,7 @@ def ask(graph: Graph, state: DialogState) -> Reply:
         return Reply("summary", {"facts": facts(graph, state.slots)},
                      (Button(CONFIRM, "btn.confirm"), Button(EDIT, "btn.edit")) + _controls(graph, state, node))
     context: dict[str, Any] = {"optional": node.optional}
-    if node.slot in state.slots:
+    if node.slot is not None and node.slot in state.slots:
         context["current"] = {"slot": node.slot, "type": node.type, "value": state.slots[node.slot]}
     buttons: tuple[Button, ...] = ()
     if node.type == "choice":
@@ -254,7 +257,7 @@ def _check_date(node: Node, state: DialogState, day: date, today: date) -> _Pars
     return _Parsed(value=day.isoformat(), ok=True)
 
 
-def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: date, norm: str) -> _Parsed:
+def _parse(graph: Graph, node: Node, state: DialogState, event: Text | Press, today: date, norm: str) -> _Parsed:
     """`norm`: the typed text, `normalize`d (empty for a press)."""
     if isinstance(event, Press):
         if node.type == "choice" and node.option(event.option):
@@ -269,21 +272,21 @@ def _parse(graph: Graph, node: Node, state: DialogState, event: Event, today: da
         option = match_choice(node, norm, normalized=True, order=option_order(graph, node, state))
         return _Parsed(value=option, ok=True) if option else _Parsed(error="err.choice")
     if node.type == "yesno":
-        answer = match_yesno(graph.yesno, norm, normalized=True)
-        return _Parsed(value=answer, ok=True) if answer is not None else _Parsed(error="err.yesno")
+        yes = match_yesno(graph.yesno, norm, normalized=True)
+        return _Parsed(value=yes, ok=True) if yes is not None else _Parsed(error="err.yesno")
     if node.type == "date":
-        answer = parse_date(text, today)
-        if answer.kind == "date":
-            return _check_date(node, state, answer.value, today)
-        if answer.kind == "ambiguous":
-            return _Parsed(candidates=answer.candidates)
-        return _Parsed(error="err.date_impossible" if answer.kind == "impossible" else "err.date_unparsed")
+        when = parse_date(text, today)
+        if when.kind == "date" and when.value is not None:
+            return _check_date(node, state, when.value, today)
+        if when.kind == "ambiguous":
+            return _Parsed(candidates=when.candidates)
+        return _Parsed(error="err.date_impossible" if when.kind == "impossible" else "err.date_unparsed")
     if node.type == "amount":
-        answer = parse_amount(text)
-        if answer.kind == "amount":
-            currency = local_currency(answer.currency, text, state.slots.get("jurisdiction"))
-            return _Parsed(value={"value": f"{answer.value:.2f}", "currency": currency}, ok=True)
-        return _Parsed(error=f"err.amount_{answer.kind}")
+        amount = parse_amount(text)
+        if amount.kind == "amount":
+            currency = local_currency(amount.currency, text, state.slots.get("jurisdiction"))
+            return _Parsed(value={"value": f"{amount.value:.2f}", "currency": currency}, ok=True)
+        return _Parsed(error=f"err.amount_{amount.kind}")
     if node.type == "text":
         if node.slot == "merchant" and len(text) > MERCHANT_MAX:
             return _Parsed(error="err.merchant_long")
@@ -314,7 +317,8 @@ def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[Di
     from_story = set(state.filled) | set(found)
     story = _joined(state.slots.get("story"), text)
     for node in graph.nodes.values():
-        if node.from_story == "classifier" and node.slot not in merged and node.slot not in state.skipped:
+        if node.from_story == "classifier" and node.slot is not None and node.slot not in merged \
+                and node.slot not in state.skipped:
             option = extract.story_choice(graph, node.slot, merged, story, ignore=from_story)
             if option is not None:
                 merged[node.slot] = option
@@ -399,7 +403,7 @@ def _command(graph: Graph, state: DialogState, name: str) -> Step:
     return _error(graph, state, "err.unknown_command")
 
 
-def _pending(graph: Graph, state: DialogState, event: Event, today: date, norm: str) -> Step:
+def _pending(graph: Graph, state: DialogState, event: Text | Press, today: date, norm: str) -> Step:
     pending = state.pending or {}
     node = graph[state.node]
     if pending.get("kind") == "category_menu":
@@ -433,9 +437,12 @@ def _pending(graph: Graph, state: DialogState, event: Event, today: date, norm: 
     return Step(moved, (ask(graph, moved),))
 
 
-def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: datetime | None,
+def _answer(graph: Graph, state: DialogState, node: Node, event: Text | Press, now: datetime | None,
             today: date | None = None, value: str | None = None, norm: str = "") -> Step:
-    today = today or now.date()
+    if today is None:
+        assert now is not None, "_answer is given now or today"
+        today = now.date()
+    assert node.slot is not None   # every question stores its answer in a slot (graph.problems)
     if value is not None:
         parsed = _check_date(node, state, date.fromisoformat(value), today)
     else:
@@ -486,8 +493,8 @@ def _answer(graph: Graph, state: DialogState, node: Node, event: Event, now: dat
     answered = _with(state, slots=slots, skipped=tuple(s for s in state.skipped if s != node.slot),
                      filled=tuple(s for s in _union(state.filled, added) if s != node.slot))
     moved = _advance(graph, answered, node)
-    notes = (Reply("noted", {"facts": [f for f in facts(graph, moved.slots) if f["slot"] in added]}),) if added else ()
-    return _arrive(graph, moved, tuple(events), now, notes)
+    noted = (Reply("noted", {"facts": [f for f in facts(graph, moved.slots) if f["slot"] in added]}),) if added else ()
+    return _arrive(graph, moved, tuple(events), now, noted)
 
 
 def _arrive(graph: Graph, state: DialogState, events: tuple[TimelineEvent, ...], now: datetime | None,
@@ -495,7 +502,7 @@ def _arrive(graph: Graph, state: DialogState, events: tuple[TimelineEvent, ...],
     return Step(state, notes + (ask(graph, state),), events)
 
 
-def _confirm(graph: Graph, state: DialogState, event: Event, now: datetime, norm: str) -> Step:
+def _confirm(graph: Graph, state: DialogState, event: Text | Press, now: datetime, norm: str) -> Step:
     if isinstance(event, Press):
         if event.option == CONFIRM:
             return _finish(graph, state, now)
@@ -550,7 +557,7 @@ def _finish(graph: Graph, state: DialogState, now: datetime) -> Step:
     )
 
 
-def _after_intake(graph: Graph, state: DialogState, event: Event, norm: str) -> Step:
+def _after_intake(graph: Graph, state: DialogState, event: Text | Press, norm: str) -> Step:
     if (isinstance(event, Press) and event.option == NOT_MY_SITUATION) or \
             (isinstance(event, Text) and match_words(norm, graph.controls.get("recategorize", ()), normalized=True)):
         choosing = _with(state, pending={"kind": "category_menu"})
@@ -561,7 +568,7 @@ def _after_intake(graph: Graph, state: DialogState, event: Event, norm: str) -> 
                 (TimelineEvent("note", {"text": event.text}),))
 
 
-def _category_menu(graph: Graph, state: DialogState, event: Event, today: date) -> Step:
+def _category_menu(graph: Graph, state: DialogState, event: Text | Press, today: date) -> Step:
     """The user's answer to "which situation is yours?": the advice again, for that situation."""
     chosen = None
     if isinstance(event, Press) and event.option.startswith(CATEGORY_PREFIX):
