@@ -44,12 +44,12 @@ import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 
 from dialogs.advice import Advice, Deadline, advise, as_tuple, load_rules_yaml, normalise_case
 from dialogs.conditions import check_when, matches, parse_date
-from dialogs.model import Button, Effect, Reply, TimelineEvent
+from dialogs.model import Button, Effect, EffectKind, Reply, TimelineEvent
 
 UTC = timezone.utc
 VERSION = 1
@@ -391,7 +391,8 @@ def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
 
     # escalation
     if rule.get("effect"):
-        effects.append(Effect(str(rule["effect"]), {"rung": plan["rung"], "path": plan["path"],
+        # An effect kind ladder.yaml names (draft_complaint); a shell logs and ignores one it does not know.
+        effects.append(Effect(cast(EffectKind, str(rule["effect"])), {"rung": plan["rung"], "path": plan["path"],
                                                    "category": plan["category"]}))
     if answer == "escalate" or rule.get("effect") == "draft_complaint":
         plan["escalations"].append({"rung": plan["rung"], "at": _iso(now)})

@@ -26,7 +26,7 @@ Slots (the facts of a case) are a dict with these keys, all optional:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 JURISDICTIONS = ("CN", "HK", "TW", "SG", "MY", "EU", "UK", "US", "OTHER")
 PURCHASE_TYPES = ("software", "subscription", "course", "game", "goods", "service", "platform_funds", "other")
@@ -62,10 +62,17 @@ class Reply:
     buttons: tuple[Button, ...] = ()
 
 
+# What an Effect asks of the shell: `new_case` and `advised` from the engine (dialogs/engine.py),
+# the others from the reminder plan (dialogs/followup.py, whose docstring says what each carries;
+# `draft_complaint` is named by rules/ladder.yaml's answers).
+EffectKind = Literal["new_case", "advised", "replan_followups", "cancel_followups", "set_case_status",
+                     "set_category", "draft_complaint"]
+
+
 @dataclass(frozen=True)
 class Effect:
     """Something the shell must do after saving the state: `kind` names it, `data` says what."""
-    kind: str
+    kind: EffectKind
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
