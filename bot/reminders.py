@@ -15,12 +15,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from bot.outcome import Outcome
 from bot.storage import (
-    CLOSED_STATUSES, AlreadyDone, Case, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
+    CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
 )
 from dialogs import engine
 from dialogs.advice import advise
 from dialogs.followup import (
-    Nudge, answer_ids, answer_reply, apply_answer, next_nudges, nudge_reply, nudges_active, record_nudge,
+    Nudge, PlanState, answer_ids, answer_reply, apply_answer, next_nudges, nudge_reply, nudges_active, record_nudge,
     start_plan,
 )
 from dialogs.graph import Graph
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 
 # The plan's statuses as case statuses (a paused plan leaves the case's status as it was).
-CASE_STATUS = {"waiting": "advised", "escalated": "escalated", "resolved": "resolved", "abandoned": "abandoned"}
+CASE_STATUS: dict[str, CaseStatus] = {"waiting": "advised", "escalated": "escalated", "resolved": "resolved", "abandoned": "abandoned"}
 # /remind's cadence choices: a fixed delay that repeats; "default" is the configured cadence.
 CADENCES: dict[str, tuple[timedelta, ...]] = {
     "1d": (timedelta(days=1),), "3d": (timedelta(days=3),), "7d": (timedelta(days=7),),
@@ -169,7 +169,8 @@ class Reminders:
         def decide(user: User, case: Case) -> PlanChange | None:
             if not case.plan:
                 return None
-            plan, events = dict(case.plan), []
+            plan: Mapping[str, Any] = dict(case.plan)
+            events = []
             for f in followups:
                 plan, recorded = record_nudge(plan, Nudge(f.due_at, f.kind, dict(f.data)), now)
                 for event in recorded:
@@ -236,7 +237,7 @@ class Reminders:
         if await self.storage.unblock_user(user_id, self.now()):
             await self.replan(user_id)
 
-    def close_plan(self, plan: Mapping[str, Any] | None, status: str, now: datetime) -> dict[str, Any] | None:
+    def close_plan(self, plan: Mapping[str, Any] | None, status: str, now: datetime) -> PlanState | None:
         """The plan state of a case closed by /resolved (resolved or abandoned)."""
         if not plan:
             return None

@@ -44,7 +44,7 @@ import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence, cast
+from typing import Any, Iterable, Literal, Mapping, Sequence, TypedDict, cast
 
 
 from dialogs.advice import Advice, Deadline, advise, as_tuple, load_rules_yaml, normalise_case
@@ -53,11 +53,40 @@ from dialogs.model import Button, Effect, EffectKind, Reply, TimelineEvent
 
 UTC = timezone.utc
 VERSION = 1
-STATUSES = ("waiting", "escalated", "resolved", "abandoned", "paused")
+PlanStatus = Literal["waiting", "escalated", "resolved", "abandoned", "paused"]
+STATUSES: tuple[PlanStatus, ...] = ("waiting", "escalated", "resolved", "abandoned", "paused")
 KINDS = ("regular", "deadline")
 NUDGE_KEY = "followup.nudge"
 _RUNG_FIELDS = {"when", "steps", "fallback", "deadlines"}
 _ANSWER_FIELDS = {"button", "status", "rung", "path", "cadence", "snooze", "effect"}
+
+
+class PathLadder(TypedDict):
+    """A path's ladder for one case: the rungs that apply to it and the category used on it."""
+    rungs: list[str]
+    category: str
+
+
+class Escalation(TypedDict):
+    rung: str
+    at: str     # ISO UTC
+
+
+class PlanState(TypedDict):
+    """The plan state, as the module docstring describes it (JSON, stored with the case)."""
+    v: int
+    status: PlanStatus
+    paused_from: PlanStatus | None
+    path: str
+    category: str
+    ladders: dict[str, PathLadder]
+    rung: str
+    n: int
+    anchor: str
+    snoozed_until: str | None
+    deadlines_nudged: list[str]
+    escalations: list[Escalation]
+    started_at: str
 _SNOOZE_UNITS = ("days", "hours", "minutes")
 
 
@@ -253,14 +282,20 @@ def _parse_time(value: Any) -> datetime:
     return _aware(datetime.fromisoformat(str(value)), "time").astimezone(UTC)
 
 
-def _plan(plan_state: Mapping[str, Any]) -> dict[str, Any]:
+def _plan(plan_state: Mapping[str, Any]) -> PlanState:
+    """A copy of a stored plan state, its version and status checked."""
     plan = copy.deepcopy(dict(plan_state))
     if plan.get("v") != VERSION or plan.get("status") not in STATUSES:
         raise ValueError("not a follow-up plan state (see dialogs/followup.py)")
-    return plan
+    return cast(PlanState, plan)
 
 
-def _rungs(plan: Mapping[str, Any]) -> list[str]:
+def _headline(plan: PlanState) -> dict[str, str]:
+    """What an answer's timeline entry compares before and after, in this order."""
+    return {"status": plan["status"], "path": plan["path"], "rung": plan["rung"], "category": plan["category"]}
+
+
+def _rungs(plan: PlanState) -> list[str]:
     return list(plan["ladders"][plan["path"]]["rungs"])
 
 
@@ -279,10 +314,10 @@ def _is_fraud(slots: Mapping[str, Any], category: str) -> bool:
 
 # --------------------------------------------------------------------------- the plan
 
-def ladders_for(slots: Mapping[str, Any], category: str) -> dict[str, dict[str, Any]]:
+def ladders_for(slots: Mapping[str, Any], category: str) -> dict[str, PathLadder]:
     """For each path: the rungs that apply to this case and the category used on it."""
     ladder = load_ladder()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, PathLadder] = {}
     for path in ladder.paths:
         cat = category
         if path.category and not _is_fraud(slots, category):
@@ -294,14 +329,14 @@ def ladders_for(slots: Mapping[str, Any], category: str) -> dict[str, dict[str, 
 
 
 def start_plan(slots: Mapping[str, Any], category: str, now: datetime
-               ) -> tuple[dict[str, Any], tuple[TimelineEvent, ...], tuple[Effect, ...]]:
+               ) -> tuple[PlanState, tuple[TimelineEvent, ...], tuple[Effect, ...]]:
     """The plan of a case that has just been advised: its path, ladder and first rung."""
     _aware(now)
     ladder = load_ladder()
     case = normalise_case(slots or {}, category)
     path = next((p for p in ladder.paths if matches(p.when, case)), ladder.paths[-1])
     ladders = ladders_for(slots, category)
-    plan = {
+    plan: PlanState = {
         "v": VERSION,
         "status": "waiting",
         "paused_from": None,
@@ -330,7 +365,7 @@ def nudges_active(plan_state: Mapping[str, Any]) -> bool:
 
 
 def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
-                 ) -> tuple[dict[str, Any], tuple[TimelineEvent, ...], tuple[Effect, ...]]:
+                 ) -> tuple[PlanState, tuple[TimelineEvent, ...], tuple[Effect, ...]]:
     """The user's answer to a nudge (a button id) or a /remind command (pause, resume, stop).
 
     Unknown answers raise ValueError (callback data is checked by the shell first).
@@ -342,7 +377,7 @@ def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
     if answer not in ladder.answers:
         raise ValueError(f"unknown follow-up answer {answer!r}")
     plan = _plan(plan_state)
-    old = {k: plan[k] for k in ("status", "path", "rung", "category")}
+    old = _headline(plan)
     if ladder.statuses[plan["status"]].get("final"):
         return plan, (TimelineEvent("nudge_answer_ignored", {"answer": answer, "status": plan["status"]}),), ()
     rule = ladder.answers[answer]
@@ -398,11 +433,12 @@ def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
         plan["escalations"].append({"rung": plan["rung"], "at": _iso(now)})
         extra.append(TimelineEvent("escalation", {"rung": plan["rung"], "path": plan["path"]}))
 
-    for k in ("status", "path", "rung", "category"):
-        if plan[k] != old[k]:
-            data[k] = [old[k], plan[k]]      # [before, after]
+    new = _headline(plan)
+    for k in old:
+        if new[k] != old[k]:
+            data[k] = [old[k], new[k]]      # [before, after]
         elif k in ("status", "rung"):
-            data[k] = plan[k]
+            data[k] = new[k]
     if plan["category"] != old["category"]:
         effects.append(Effect("set_category", {"category": plan["category"]}))
     if plan["status"] != old["status"]:
@@ -412,7 +448,7 @@ def apply_answer(plan_state: Mapping[str, Any], answer: str, now: datetime
 
 
 def record_nudge(plan_state: Mapping[str, Any], nudge: Nudge, now: datetime
-                 ) -> tuple[dict[str, Any], tuple[TimelineEvent, ...]]:
+                 ) -> tuple[PlanState, tuple[TimelineEvent, ...]]:
     """After a nudge was sent: the next regular delay counts from now; a deadline is not announced twice."""
     _aware(now)
     plan = _plan(plan_state)
@@ -544,7 +580,7 @@ def _deadline_views(deadlines: Iterable[Any], today: date) -> list[dict[str, Any
     return views
 
 
-def _rung_context(slots: Mapping[str, Any], plan: Mapping[str, Any], today: date,
+def _rung_context(slots: Mapping[str, Any], plan: PlanState, today: date,
                   deadlines: Iterable[Any] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ladder = load_ladder()
     advice = advise(slots, plan["category"], today)

@@ -17,7 +17,7 @@ from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
     CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, Evidence, Followup, PlanChange, PlannedNudge, TimelineEntry,
-    User,
+    User, CaseStatus,
 )
 from bot.storage.schema import MIGRATIONS, TABLES
 from bot.storage.store import Storage
@@ -28,6 +28,6 @@ TRANSIENT_DATABASE_ERRORS = sqlite.TRANSIENT_ERRORS + postgres.TRANSIENT_ERRORS
 __all__ = [
     "AlreadyDone", "Refused", "StaleTurn", "StorageError", "CLAIM_LEASE", "FollowupQueue", "CASE_STATUSES",
     "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "PlannedNudge", "TimelineEntry",
-    "User",
+    "User", "CaseStatus",
     "MIGRATIONS", "TABLES", "Storage", "TRANSIENT_DATABASE_ERRORS",
 ]

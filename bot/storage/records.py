@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from dialogs.model import TimelineEvent
 
-CASE_STATUSES = ("intake", "advised", "escalated", "resolved", "abandoned")
+CaseStatus = Literal["intake", "advised", "escalated", "resolved", "abandoned"]
+CASE_STATUSES: tuple[CaseStatus, ...] = ("intake", "advised", "escalated", "resolved", "abandoned")
 # A closed case answers no more questions and gets no more nudges: the one list of them.
-CLOSED_STATUSES = ("resolved", "abandoned")
+CLOSED_STATUSES: tuple[CaseStatus, ...] = ("resolved", "abandoned")
 # pending -> sending (claimed) -> sent | pending again (retry later) | failed; pending, sending or
 # paused -> cancelled (replaced by a new plan, case closed); pending or sending -> paused (the user
 # blocked the bot; replanned when they write again).
@@ -60,7 +61,7 @@ class User:
 class Case:
     id: int
     user_id: int
-    status: str
+    status: CaseStatus
     slots: Mapping[str, Any]
     dialog: Mapping[str, Any]
     category: str | None
@@ -105,7 +106,7 @@ class PlanChange:
     paused if the user has blocked the bot. An empty sequence cancels them all."""
     plan: Mapping[str, Any] | None = None
     events: Sequence[TimelineEvent] = ()
-    status: str | None = None
+    status: CaseStatus | None = None
     category: str | None = None
     nudges: Sequence[PlannedNudge] | None = None
     cadence: str | None = None
