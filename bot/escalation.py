@@ -17,7 +17,7 @@ from bot.storage import CLOSED_STATUSES, AlreadyDone, Case, PlanChange, Refused,
 from dialogs import engine
 from dialogs.complaint import draft as complaint_draft, needed, recipients
 from dialogs.followup import apply_answer
-from dialogs.model import LOCALES, Button, Reply, TimelineEvent
+from dialogs.model import LOCALES, Button, Reply, Slots, TimelineEvent
 from messages.complaint import render_draft
 
 ORIGINS = ("c", "n")    # c: the /escalate command, n: a nudge's Escalate button
@@ -31,7 +31,7 @@ class Escalation:
         self.reminders = reminders
         self.clock = clock
 
-    def stage(self, case: Case) -> tuple[dict[str, Any], str, str | None]:
+    def stage(self, case: Case) -> tuple[Slots, str, str | None]:
         """The case's slots, and the category and rung complaints are chosen for: the reminder
         plan's when the case has one, else the case's category."""
         slots = engine.active_slots(self.conversation.graph, case.slots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
 from bot.outcome import Outcome
 from bot.storage import (
@@ -24,7 +24,7 @@ from dialogs.followup import (
     start_plan,
 )
 from dialogs.graph import Graph
-from dialogs.model import Effect, Reply, TimelineEvent
+from dialogs.model import Effect, Reply, Slots, TimelineEvent
 from dialogs.zones import ZoneSource, resolve_zone, zone_name
 from messages import DEFAULT_LOCALE
 
@@ -100,7 +100,7 @@ class Reminders:
     def cadence(self, choice: str | None) -> tuple[timedelta, ...]:
         return CADENCES.get(choice or "", self.default_cadence)
 
-    def slots(self, case: Case) -> dict[str, Any]:
+    def slots(self, case: Case) -> Slots:
         return engine.active_slots(self.graph, case.slots)
 
     def nudges_for(self, user: User | None, case: Case, plan: Mapping[str, Any], now: datetime) -> list[Nudge]:
@@ -287,4 +287,5 @@ class Reminders:
 
 def with_slots(case: Case, slots: Mapping[str, Any], category: str | None) -> Case:
     """The case as a turn has just left it (for planning before the row is re-read)."""
-    return replace(case, slots=dict(slots), category=category or case.category)
+    # The engine's slots (named by the graph) are the case's Slots (dialogs/model.py).
+    return replace(case, slots=cast(Slots, dict(slots)), category=category or case.category)

@@ -33,14 +33,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 
 from dialogs.advice import advise, as_tuple, facts as _facts, load_rules_yaml, normalise_case
 from dialogs.conditions import SLOT_NAMES, check_when, matches, parse_date
 from dialogs.advice import message_keys as _advice_keys
 from dialogs.followup import load_ladder, ladders_for
-from dialogs.model import LOCALES
+from dialogs.model import LOCALES, Slots
 
 RECIPIENTS = ("seller", "platform", "payment", "regulator", "police")
 HISTORY_EVENTS = ("answer", "nudge_answer", "escalation", "note")
@@ -302,11 +302,11 @@ def _stage(slots: Mapping[str, Any], category: str, rung: str | None) -> tuple[s
     return path, ladders[path]["category"], rungs, current
 
 
-def _amount_fits(cond: Mapping[str, Any] | None, slots: Mapping[str, Any]) -> str | None:
+def _amount_fits(cond: Mapping[str, Any] | None, slots: Slots) -> str | None:
     """None: no condition; "ok": within; "unknown": cannot tell; "out": outside."""
     if not cond:
         return None
-    amount = slots.get("amount") or {}
+    amount: Mapping[str, Any] = slots.get("amount") or {}
     if not isinstance(amount, Mapping) or amount.get("currency") != cond["currency"]:
         return "unknown"
     try:
@@ -317,7 +317,7 @@ def _amount_fits(cond: Mapping[str, Any] | None, slots: Mapping[str, Any]) -> st
     return "ok" if nums[cond["min"]] < value <= nums[cond["max"]] else "out"
 
 
-def _variant(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any]) -> _Variant | None:
+def _variant(recipient: str, case: Mapping[str, Any], slots: Slots) -> _Variant | None:
     rules = _rules()
     rec = rules.recipients[recipient]
     if not matches(rec.when, case):
@@ -330,7 +330,7 @@ def _variant(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any]) 
     return None
 
 
-def recipients(slots: Mapping[str, Any], category: str, rung: str | None = None) -> list[str]:
+def recipients(slots: Slots, category: str, rung: str | None = None) -> list[str]:
     """The recipients that fit the case and its stage, the recommended one first.
 
     Recommended: the recipient of the current ladder rung (`rung`, or the first rung of the
@@ -340,7 +340,7 @@ def recipients(slots: Mapping[str, Any], category: str, rung: str | None = None)
     When the current rung's recipient does not fit, the first one that does comes first.
     """
     rules = _rules()
-    slots = dict(slots or {})
+    slots = cast(Slots, dict(slots or {}))
     _, cat, rungs, current = _stage(slots, category, rung)
     case = normalise_case(slots, cat)
     order = [rules.rungs.get(current)] + [rules.rungs.get(r) for r in rungs] + list(RECIPIENTS)
@@ -351,7 +351,7 @@ def recipients(slots: Mapping[str, Any], category: str, rung: str | None = None)
     return out
 
 
-def needed(slots: Mapping[str, Any], recipient: str | None = None) -> tuple[str, ...]:
+def needed(slots: Slots, recipient: str | None = None) -> tuple[str, ...]:
     """The slots a draft is not worth making without that the case lacks (finish the intake first)."""
     rules = _rules()
     want = list(rules.needs.get("all", ()))
@@ -445,7 +445,7 @@ def _numbers(fact_ids: Iterable[str]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the draft parts
 
-def _basis(recipient: str, case: Mapping[str, Any], slots: Mapping[str, Any], advice_keys: set[str],
+def _basis(recipient: str, case: Mapping[str, Any], slots: Slots, advice_keys: set[str],
            deadlines: Mapping[str, date], today: date) -> list[dict[str, Any]]:
     rules = _rules()
     contact = parse_date(slots.get("contact_date"))
@@ -480,7 +480,7 @@ def _demand(case: Mapping[str, Any], today: date) -> tuple[int, str | None]:
     return 7, None
 
 
-def _history(slots: Mapping[str, Any], timeline: Sequence[Any]) -> list[dict[str, Any]]:
+def _history(slots: Slots, timeline: Sequence[Any]) -> list[dict[str, Any]]:
     """What was asked and what each side answered, with dates, oldest first."""
     events = [e for e in timeline or () if _get(e, "kind") in HISTORY_EVENTS]
     events.sort(key=lambda e: str(_get(e, "at") or ""))
@@ -533,7 +533,7 @@ def _channels(variant: _Variant, case: Mapping[str, Any]) -> list[dict[str, Any]
             for cid, cwhen in variant.send if matches(cwhen, case)]
 
 
-def _missing(recipient: str, slots: Mapping[str, Any]) -> tuple[str, ...]:
+def _missing(recipient: str, slots: Slots) -> tuple[str, ...]:
     shown = list(SHOWN_SLOTS)
     contacted = slots.get("contacted")
     if not (contacted or (contacted is None and slots.get("contact_date"))):
@@ -543,7 +543,7 @@ def _missing(recipient: str, slots: Mapping[str, Any]) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- draft
 
-def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale: str,
+def draft(slots: Slots, category: str, recipient: str, letter_locale: str,
           timeline: Sequence[Any], evidence: Sequence[Any], today: date, *,
           rung: str | None = None, user_name: str | None = None) -> Draft:
     """The complaint draft for `recipient` in `letter_locale` (independent of the chat's language).
@@ -561,7 +561,7 @@ def draft(slots: Mapping[str, Any], category: str, recipient: str, letter_locale
     if not isinstance(today, date) or isinstance(today, datetime):
         raise ValueError("today must be a date")
     rules = _rules()
-    slots = dict(slots or {})
+    slots = cast(Slots, dict(slots or {}))
     path, cat, rungs, _ = _stage(slots, category, rung)
     case = normalise_case(slots, cat)
     variant = _variant(recipient, case, slots)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from dialogs import extract
 from dialogs.amounts import parse_amount
@@ -18,7 +18,7 @@ from dialogs.answers import clean, match_choice, match_words, match_yesno, norma
 from dialogs.classifier import Classification, classify
 from dialogs.dates import parse_date
 from dialogs.graph import Graph, Node, load
-from dialogs.model import CATEGORIES, Button, Effect, Reply, TimelineEvent
+from dialogs.model import CATEGORIES, Button, Effect, Reply, Slots, TimelineEvent
 from dialogs.places import local_currency, localised_amount
 from dialogs.verdict import CATEGORY_CHOICE, verdict
 
@@ -121,8 +121,9 @@ def active_nodes(graph: Graph, slots: Mapping[str, Any]) -> list[Node]:
     return path
 
 
-def active_slots(graph: Graph, slots: Mapping[str, Any]) -> dict[str, Any]:
-    return {n.slot: slots[n.slot] for n in active_nodes(graph, slots) if n.slot is not None and n.slot in slots}
+def active_slots(graph: Graph, slots: Mapping[str, Any]) -> Slots:
+    """The answers on the path (`active_nodes`), by slot name: the case's Slots."""
+    return cast(Slots, {n.slot: slots[n.slot] for n in active_nodes(graph, slots) if n.slot is not None and n.slot in slots})
 
 
 def facts(graph: Graph, slots: Mapping[str, Any]) -> list[dict[str, Any]]:

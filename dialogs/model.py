@@ -26,7 +26,7 @@ Slots (the facts of a case) are a dict with these keys, all optional:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, TypedDict
 
 JURISDICTIONS = ("CN", "HK", "TW", "SG", "MY", "EU", "UK", "US", "OTHER")
 PURCHASE_TYPES = ("software", "subscription", "course", "game", "goods", "service", "platform_funds", "other")
@@ -44,6 +44,34 @@ CATEGORIES = (
     "unauthorized_or_subscription", "changed_mind", "other",
 )
 LOCALES = ("en", "zh", "zh-Hant")   # zh-Hant: Traditional Chinese, made from zh (messages/hant.py)
+
+
+class Amount(TypedDict):
+    """The `amount` slot: the value as text to the cent, and the currency when known."""
+    value: str
+    currency: str | None
+
+
+class Slots(TypedDict, total=False):
+    """The slots as the module docstring lists them, for the code that reads them by name.
+
+    Stored slots come back from JSON and the graph names its slots as data: readers check a
+    value's type before relying on it, and code that goes by a slot name held in a variable
+    keeps a `Mapping[str, Any]`."""
+    jurisdiction: str
+    purchase_type: str
+    merchant: str
+    payment_method: str
+    amount: Amount
+    purchase_date: str
+    problem: str
+    problem_date: str
+    contacted: bool
+    contact_date: str
+    seller_answer: str
+    statement_date: str
+    expected_date: str
+    story: str
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Protocol, Sequence
 
-from dialogs.model import TimelineEvent
+from dialogs.model import Slots, TimelineEvent
 
 CaseStatus = Literal["intake", "advised", "escalated", "resolved", "abandoned"]
 CASE_STATUSES: tuple[CaseStatus, ...] = ("intake", "advised", "escalated", "resolved", "abandoned")
@@ -62,7 +62,7 @@ class Case:
     id: int
     user_id: int
     status: CaseStatus
-    slots: Mapping[str, Any]
+    slots: Slots
     dialog: Mapping[str, Any]
     category: str | None
     confidence: float | None
