@@ -59,6 +59,7 @@ KINDS = ("regular", "deadline")
 NUDGE_KEY = "followup.nudge"
 _RUNG_FIELDS = {"when", "steps", "fallback", "deadlines"}
 _ANSWER_FIELDS = {"button", "status", "rung", "path", "cadence", "snooze", "effect"}
+_SNOOZE_UNITS = ("days", "hours", "minutes")
 
 
 class PathLadder(TypedDict):
@@ -87,7 +88,6 @@ class PlanState(TypedDict):
     deadlines_nudged: list[str]
     escalations: list[Escalation]
     started_at: str
-_SNOOZE_UNITS = ("days", "hours", "minutes")
 
 
 # --------------------------------------------------------------------------- data
