@@ -37,7 +37,8 @@ def _forget_stories() -> None:
     classifier remembers the last few it read (a real intake repeats its own story, not another
     user's). Caches a revision does not have are skipped (`--at` an older one)."""
     for module, name, how in (("dialogs.classifier", "_CACHE", "clear"), ("dialogs.ngram_model", "_vector", "cache_clear"),
-                              ("dialogs.textfeatures", "_ngrams", "cache_clear")):
+                              ("dialogs.textfeatures", "_ngrams", "cache_clear"),
+                              ("dialogs.phrase_rules", "_phrase_matches", "cache_clear")):
         cache = getattr(sys.modules.get(module), name, None)
         if cache is not None:
             getattr(cache, how)()
