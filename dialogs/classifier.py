@@ -88,11 +88,29 @@ class Classification:
         }
 
 
+_CACHE: dict[tuple[Any, ...], Classification] = {}
+_CACHE_SIZE = 256
+
+
 def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[str] = (),
              mode: str = "both", model: NgramModel | None = None) -> Classification:
     """Classify a case from its slots and the user's free text (or, without text, `slots['story']`).
-    `model`: another model than the shipped one (cross-validation)."""
+    `model`: another model than the shipped one (cross-validation). Remembered for the last few
+    cases: an intake asks again with the same answers (the clarifying question, then the advice);
+    a Classification is immutable, and its probabilities are only read."""
     slots = slots if isinstance(slots, Mapping) else {}
+    ignore = tuple(sorted(set(ignore)))
+    key = (repr(slots), text, ignore, mode, model)     # the same answers in another order: only a miss
+    found = _CACHE.get(key)
+    if found is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        found = _CACHE[key] = _classify(slots, text, ignore, mode, model)
+    return found
+
+
+def _classify(slots: Mapping[str, Any], text: str, ignore: Iterable[str], mode: str,
+              model: NgramModel | None) -> Classification:
     text = text_of(text) or text_of(slots.get("story"))
     text = text[: RULES.max_text]
     model = model or MODEL

@@ -23,6 +23,7 @@ How these scores join the learned model's probabilities is `dialogs/classifier.p
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -492,6 +493,32 @@ def _negated(rules: _Rules, lang: str, text: str, start: int) -> bool:
     return pattern.search(text, max(0, start - rules.negation_window[lang]), start) is not None
 
 
+@lru_cache(maxsize=64)
+def _phrase_matches(text: str) -> tuple[tuple[int, re.Match[str]], ...]:
+    """Each phrase found in the text, not negated: its index and its first match. Cached: an
+    intake tallies its story again with other answers (the prefill, the clarifying check, the
+    advice); matches are only read."""
+    rules = RULES
+    # Cheap prefilter: which needles (literal parts of the phrases) occur at all.
+    folded = text.lower().translate(rules.simplify)
+    candidates = set(rules.unfiltered)
+    for start in grams(folded) & rules.needle_starts:
+        for needle in rules.needles[start]:
+            if needle in folded:
+                candidates.update(rules.by_needle[needle])
+    found: list[tuple[int, re.Match[str]]] = []
+    for i in sorted(candidates):
+        ph = rules.phrases[i]
+        for m in ph.pattern.finditer(text):
+            if m.end() == m.start():
+                continue
+            if ph.negatable and _negated(rules, ph.lang, text, m.start()):
+                continue
+            found.append((i, m))
+            break
+    return tuple(found)
+
+
 def rule_tally(slots: Mapping[str, Any] | None, text: Any, ignore: Iterable[str] = ()) -> RuleTally:
     """The rules' scores for a case: its answers (but those in `ignore`) and its text (or, without
     text, `slots['story']`)."""
@@ -505,24 +532,7 @@ def rule_tally(slots: Mapping[str, Any] | None, text: Any, ignore: Iterable[str]
     tag_evidence: dict[str, list[tuple[str, int]]] = {}   # tag -> [(phrase, position)]
 
     # 1. phrases
-    found: list[tuple[_Phrase, re.Match[str]]] = []
-    if text:
-        # Cheap prefilter: which needles (literal parts of the phrases) occur at all.
-        folded = text.lower().translate(rules.simplify)
-        candidates = set(rules.unfiltered)
-        for start in grams(folded) & rules.needle_starts:
-            for needle in rules.needles[start]:
-                if needle in folded:
-                    candidates.update(rules.by_needle[needle])
-        for i in sorted(candidates):
-            ph = rules.phrases[i]
-            for m in ph.pattern.finditer(text):
-                if m.end() == m.start():
-                    continue
-                if ph.negatable and _negated(rules, ph.lang, text, m.start()):
-                    continue
-                found.append((ph, m))
-                break
+    found = [(rules.phrases[i], m) for i, m in _phrase_matches(text)] if text else []
     taken: dict[str | None, list[tuple[int, int]]] = {}   # category or "tag:NAME" -> spans used
 
     def free(key: str | None, m: re.Match[str]) -> bool:
