@@ -183,9 +183,10 @@ class Conversation:
             plan_category = (case.plan or {}).get("category")
             if plan_category and plan_category != result["classification"]["category"]:
                 # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
-                from dialogs.advice import advise
+                from dialogs.advice import advise, case_context
                 slots = engine.active_slots(self.graph, state.slots)
-                result = {**result, "advice": advise(slots, plan_category, today).context()}
+                result = {**result, "advice": advise(slots, plan_category, today).context(),
+                          "case": case_context(slots, plan_category, today)}
             replies.append(engine.advice_reply(result))
         else:
             replies.append(engine.ask(self.graph, state))

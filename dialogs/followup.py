@@ -47,7 +47,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 
-from dialogs.advice import Advice, Deadline, advise, as_tuple, load_rules_yaml, normalise_case
+from dialogs.advice import Advice, Deadline, advise, as_tuple, case_context, load_rules_yaml, normalise_case
 from dialogs.conditions import check_when, matches, parse_date
 from dialogs.model import Button, Effect, Reply, TimelineEvent
 
@@ -553,7 +553,7 @@ def _rung_context(slots: Mapping[str, Any], plan: Mapping[str, Any], today: date
     rungs = _rungs(plan)
     index = rungs.index(plan["rung"]) if plan["rung"] in rungs else 0
     return {
-        "case": dict(slots),
+        "case": case_context(slots, plan["category"], today),
         "path": plan["path"],
         "status": plan["status"],
         "rung": plan["rung"],
