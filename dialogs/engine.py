@@ -532,11 +532,16 @@ def verdict_of(graph: Graph, state: DialogState, today: date) -> dict[str, Any]:
 
 
 _ADVICE_BUTTONS = (Button(NOT_MY_SITUATION, "btn.not_my_situation"),)
+CALENDAR = "calendar"
+_CALENDAR_BUTTON = Button(CALENDAR, "btn.calendar")
 
 
 def advice_reply(result: Mapping[str, Any]) -> Reply:
-    """The advice, with the way out when the situation read is not the user's."""
-    return Reply("advice_result", result, _ADVICE_BUTTONS)
+    """The advice, with the way out when the situation read is not the user's, and (when a
+    deadline is ahead) a button for the dates as a calendar file."""
+    deadlines = (result.get("advice") or {}).get("deadlines") or ()
+    ahead = any(d.get("days_left", -1) >= 0 and not d.get("met") for d in deadlines)
+    return Reply("advice_result", result, _ADVICE_BUTTONS + ((_CALENDAR_BUTTON,) if ahead else ()))
 
 
 def _advised(result: Mapping[str, Any], **extra: Any) -> Effect:

@@ -477,6 +477,13 @@ def _days_before(window: int | None) -> int:
     return 0
 
 
+def deadline_alarm(day: date, start: date | None) -> timedelta:
+    """When the bot's own reminder of a deadline on `day` comes, from the start of that day: the
+    same days before (by the deadline's window from `start`) at the same hour, as a calendar
+    alarm's offset."""
+    return timedelta(days=-_days_before((day - start).days if start else None), hours=_ladder().at_hour)
+
+
 def next_nudges(case_slots: Mapping[str, Any], category: str, plan_state: Mapping[str, Any],
                 deadlines: Iterable[Deadline | Mapping[str, Any]], cadence: Sequence[timedelta],
                 quiet_hours: tuple[int, int] | None, zone: tzinfo, now: datetime) -> list[Nudge]:

@@ -119,13 +119,13 @@ def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tm
 def test_not_my_situation_in_the_terminal(tmp_path):
     db = tmp_path / "recat.db"
     answers = ["1", "goods", "Taobao", "Alipay", "300", "yesterday", "1", "yesterday", "no", "skip", "1"]
-    out = chat(db, [*answers, "1", "4", "/status"], "--lang", "en")       # 1: That's not my situation, 4: mismatch
+    out = chat(db, [*answers, "1", "4", "/status full"], "--lang", "en")  # 1: That's not my situation, 4: mismatch
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "1) 🔄 That's not my situation" in text
     assert "Which of these is your situation?" in text
     assert "I now treat your case as Not as described (I had read it as Defective or broken)" in text
-    assert "situation changed by you: Defective or broken → Not as described" in text
+    assert "Situation changed by you: Defective or broken → Not as described" in text
     assert "Not as described (your choice; I had read it as Defective or broken)" in text
     rows = sqlite3.connect(db).execute("SELECT status, category FROM cases").fetchall()
     assert rows == [("advised", "mismatch")]

@@ -50,6 +50,10 @@ class Delivery:
             return f"r:{extra['outcome_case']}:{value}"
         if kind == "delete":
             return f"x:{extra['nonce']}" if value == "yes" else "x:no"
+        if kind == "status":      # /status: the whole timeline and the advice
+            return f"s:{int(value)}"
+        if kind == "calendar":    # the deadlines as an .ics file
+            return f"k:{int(value or extra['outcome_case'])}"
         if kind == "remind":
             return f"m:{int(extra['outcome_case'])}:{value}"
         if kind == "esc":         # /escalate: the recipient

@@ -36,7 +36,7 @@ from messages import locale_from, plain, render
 log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "new", "cases", "status", "resolved", "remind", "timezone", "language", "help", "cancel",
-            "delete", "export", "escalate")
+            "delete", "export", "escalate", "calendar")
 ENGINE_COMMANDS = {"cancel": "cancel", "back": "back", "skip": "skip", "continue": "resume", "resume": "resume"}
 CLOSED = ("resolved", "abandoned")
 ANSWER_ECHO_MAX = 120           # a typed answer shown under its question is cut to this many characters
@@ -201,7 +201,10 @@ class TelegramShell(Delivery):
         elif name == "cases":
             await self.deliver(update, await conv.cases(user_id, language_code=language))
         elif name == "status":
-            await self.deliver(update, await conv.status(user_id, language_code=language))
+            full = args.strip().lower() in ("full", "all", "全部", "完整")
+            await self.deliver(update, await conv.status(user_id, language_code=language, full=full))
+        elif name == "calendar":
+            await self._send_calendar(update)
         elif name == "resolved":
             await self.deliver(update, await conv.resolve_prompt(user_id, language_code=language))
         elif name in ("remind", "timezone") and self.followups is not None:
@@ -241,12 +244,15 @@ class TelegramShell(Delivery):
         user_id, chat_id = update.effective_user.id, update.effective_chat.id
         conv = self.conversation
         locale = await conv.locale(user_id, self._language(update))
-        data = await conv.export(user_id)
+        data = await conv.export(user_id, language_code=self._language(update))
         stamp = self.clock().strftime("%Y%m%d-%H%M%S")
-        documents = (
+        documents = [
             (conv.export_json(data), f"refund-advisor-{stamp}.json", "export_json_caption"),
             (conv.export_markdown(data, locale), f"refund-advisor-{stamp}.md", "export_md_caption"),
-        )
+        ]
+        ics = await conv.export_calendar(user_id, locale)
+        if ics is not None:
+            documents.append((ics, f"refund-advisor-{stamp}.ics", "export_ics_caption"))
         try:
             for content, name, caption in documents:
                 await self.sender.call(user_id, "sendDocument", self._bot.send_document, chat_id=chat_id,
@@ -313,7 +319,8 @@ class TelegramShell(Delivery):
         label = tg.label_of(pressed.reply_markup if pressed else None, query.data) or (claim.option if claim else "")
         handler = {"q": self._press_question, "c": self._press_case, "l": self._press_language,
                    "r": self._press_outcome, "x": self._press_delete, "n": self._press_nudge,
-                   "m": self._press_remind, "e": self._press_escalate}.get(claim.kind) if claim else None
+                   "m": self._press_remind, "e": self._press_escalate, "s": self._press_status,
+                   "k": self._press_calendar}.get(claim.kind) if claim else None
         if claim and claim.kind in ("n", "m") and self.followups is None:
             handler = None
         if update.effective_chat is None:       # a button of a message sent in inline mode: none are ours
@@ -342,6 +349,43 @@ class TelegramShell(Delivery):
                                                  update_id=update.update_id)
         await self.deliver(update, outcome, answer=label, pressed=pressed)
         return True
+
+    async def _press_status(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        """/status's button: the whole timeline and the advice of the case it was shown for."""
+        user_id = update.effective_user.id
+        case = await self.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id:
+            return False
+        await self._answer_query(update, None)
+        if not await self._seen(update):
+            await self.deliver(update, await self.conversation.status(user_id, language_code=self._language(update),
+                                                                      full=True))
+        return True
+
+    async def _press_calendar(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
+        user_id = update.effective_user.id
+        case = await self.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id:
+            return False
+        await self._answer_query(update, None)
+        if not await self._seen(update):
+            await self._send_calendar(update)
+        return True
+
+    async def _send_calendar(self, update: Update) -> None:
+        """The active case's deadlines as an .ics document, with a line saying what it is."""
+        outcome = await self.conversation.calendar(update.effective_user.id, language_code=self._language(update))
+        if not outcome.documents:
+            await self.deliver(update, outcome)
+            return
+        caption = render(outcome.locale, outcome.replies[0].key, **outcome.replies[0].context)
+        try:
+            for name, content in outcome.documents:
+                await self.sender.call(update.effective_user.id, "sendDocument", self._bot.send_document,
+                                       chat_id=update.effective_chat.id, document=InputFile(content, filename=name),
+                                       caption=caption, parse_mode=ParseMode.HTML)
+        except UserBlocked:
+            pass
 
     async def _press_case(self, update: Update, claim: tg.Press, label: str, pressed: Message | None) -> bool:
         user_id = update.effective_user.id

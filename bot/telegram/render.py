@@ -11,6 +11,8 @@ Callback data (at most 64 bytes, never trusted; the handlers check it against th
     x:<nonce> / x:no                           confirm or refuse /delete
     n:<case id>:<followup id>:<answer>         an answer to a nudge (live while that nudge is the latest)
     m:<case id>:<choice>                       a /remind button (a cadence, pause, resume)
+    s:<case id>                                /status: the whole timeline and the advice
+    k:<case id>                                the case's deadlines as a calendar file
 """
 from __future__ import annotations
 
@@ -197,6 +199,8 @@ def parse_data(data: str | None) -> Press | None:
         if kind == "e":
             case, recipient, letter, origin = rest.split(":", 3)
             return Press("e", int(case), recipient, f"{letter}:{origin}")
+        if kind in ("s", "k"):
+            return Press(kind, int(rest))
         if kind in ("l", "x") and rest:
             return Press(kind, option=rest)
     except ValueError:
