@@ -184,8 +184,11 @@ class Conversation:
                        "earlier": max(0, len(entries) - self.STATUS_ENTRIES),
                        "next_deadline": timeline.next_deadline(result["advice"]["deadlines"]) if result else None,
                        "next_reminder": await self._next_reminder(user_id, case, view["zone"]),
-                       "paused": (case.plan or {}).get("status") == "paused"}
-            replies = [Reply("status", context, (Button(f"status:{case.id}", "btn.status_full"),))]
+                       "paused": (case.plan or {}).get("status") == "paused",
+                       # In the questions the open question keeps the one live keyboard: /status full is said.
+                       "button": result is not None}
+            buttons = (Button(f"status:{case.id}", "btn.status_full"),) if result is not None else ()
+            replies = [Reply("status", context, buttons)]
         if result is None:
             replies.append(engine.ask(self.graph, DialogState.from_dict(case.dialog)))
         elif full:

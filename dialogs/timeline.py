@@ -13,6 +13,7 @@ Pure: no clock, no I/O; the zone and the answer types are passed in.
 """
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Iterable, Mapping
 
@@ -24,16 +25,27 @@ FIELDS = ("story", "quote", "found", "fact", "option", "name", "slot", "category
           "letter_locale", "cadence")
 
 
+def _width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
 def shorten(text: Any, limit: int = QUOTE_MAX) -> str:
-    """One line, at most `limit` characters, cut at a word where there is one, with "…"."""
+    """One line, at most `limit` columns (a Chinese character takes two), cut at a word where
+    there is one, with "…"."""
     flat = " ".join(str(text or "").split())
-    if len(flat) <= limit:
+    if sum(map(_width, flat)) <= limit:
         return flat
-    cut = flat[:limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,.;:，。；：") + "…"
+    used, cut = 0, []
+    for ch in flat:
+        used += _width(ch)
+        if used > limit - 1:
+            break
+        cut.append(ch)
+    head = "".join(cut)
+    space = head.rfind(" ")
+    if space >= len(head) // 2:
+        head = head[:space]
+    return head.rstrip(" ,.;:，。；：、") + "…"
 
 
 def _get(event: Any, key: str) -> Any:
