@@ -39,6 +39,7 @@ EVENTS = [
     ("escalation", {"rung": "platform", "path": "consumer", "recipient": "platform", "letter_locale": "en"}),
     ("draft_complaint", {"rung": "platform", "path": "consumer", "category": "non_delivery"}),
     ("complaint_draft", {"recipient": "seller", "letter_locale": "zh", "rung": "platform"}),
+    ("complaint_draft", {"recipient": "regulator", "letter_locale": "zh-Hant", "rung": "regulator"}),
     ("evidence", {"kind": "document", "file_id": "F1", "text": "receipt.pdf"}),
     ("category_changed", {"before": "defect", "after": "mismatch"}),
     ("reminder_cadence", {"cadence": "3d"}),
@@ -53,7 +54,7 @@ def rendered(locale: str, zone: str = "Asia/Shanghai") -> list[str]:
     return [plain(render(locale, "timeline.entry", e=e)) for e in timeline.entries(events, ZoneInfo(zone), TYPES)]
 
 
-@pytest.mark.parametrize("locale", ["en", "zh"])
+@pytest.mark.parametrize("locale", ["en", "zh", "zh-Hant"])
 def test_every_kind_says_what_happened(locale):
     lines = rendered(locale)
     assert all(" · " in line for line in lines)
