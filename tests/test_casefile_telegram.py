@@ -46,7 +46,7 @@ async def test_status_says_what_happened_in_the_users_zone_and_language(make):
     chooser = await h.command(li, "/escalate")
     recipient, data = list(buttons_of(chooser[0]).items())[0]
     _, language = await h.press(li, chooser[0], data)
-    await h.press(li, language[0], buttons_of(language[0])["中文"])
+    await h.press(li, language[0], buttons_of(language[0])["简体中文"])
 
     status = await h.command(li, "/status")
     assert len(status) == 1, "one screen"

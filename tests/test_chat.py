@@ -134,7 +134,7 @@ def test_not_my_situation_in_the_terminal(tmp_path):
 def test_status_calendar_and_the_whole_timeline_in_the_terminal(tmp_path):
     db = tmp_path / "casefile.db"
     env = dict(os.environ, REFUND_ADVISOR_DB=str(db), PYTHONIOENCODING="utf-8", TZ="UTC")
-    lines = ["4", "software licence", "Acme Soft", "credit card", "$49.99", "2026-10-03", "it is broken",
+    lines = ["United States", "software licence", "Acme Soft", "credit card", "$49.99", "2026-10-03", "it is broken",
              "2026-10-05", "skip", "yes", "2026-10-06", "they refused", "The key <b>never</b> activated.", "1",
              "I also called them", "/status", "/status full", "/calendar"]
     out = subprocess.run([sys.executable, "-m", "bot.cli", "chat", "--lang", "en"], input="\n".join(lines) + "\n",
