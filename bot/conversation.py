@@ -234,27 +234,11 @@ class Conversation:
 
     def calendar_file(self, locale: str, views: list[tuple[int, dict[str, Any]]]) -> tuple[bytes | None, int]:
         """The deadlines ahead of these cases (id, case_view) as one .ics, and how many; None if none."""
-        from datetime import date as _date
-
-        from dialogs import calendar
-        from messages import plain, render
-        items = []
-        for case_id, view in views:
-            result = view["result"]
-            if not result:
-                continue
-            case = result["case"]
-            for d, alarm in calendar.upcoming(result["advice"]["deadlines"], case):
-                context = {"d": d, "case_id": case_id, "case": case}
-                items.append(calendar.Item(case_id, d["id"], _date.fromisoformat(d["date"]),
-                                           plain(render(locale, "calendar.summary", **context)),
-                                           plain(render(locale, "calendar.description", **context)),
-                                           alarm, plain(render(locale, "calendar.alarm", **context))))
-        if not items:
+        from messages.casefile import calendar_file
+        if not views:
             return None, 0
-        zone = views[0][1]["zone_name"]
-        return calendar.ics(items, zone_name=zone, calendar_name=plain(render(locale, "calendar.name")),
-                            now=self._now()), len(items)
+        return calendar_file(locale, [(case_id, view["result"]) for case_id, view in views],
+                             zone_name=views[0][1]["zone_name"], now=self._now())
 
     async def _next_reminder(self, user_id: int, case: Case, zone: tzinfo) -> dict[str, str] | None:
         if not case.plan or case.status in ("resolved", "abandoned"):
