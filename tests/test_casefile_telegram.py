@@ -37,7 +37,9 @@ def expected_deadlines(case_slots: dict, category: str, today: date) -> dict[str
 
 async def test_status_says_what_happened_in_the_users_zone_and_language(make):
     clock = RunningClock(START)                     # 12 Nov 2026 10:00 UTC: 18:00 in Shanghai
-    h = await make("1s", clock=clock)
+    # Nudges 3 s apart: the answer below goes to the latest nudge even on a loaded machine (at 1 s a
+    # second nudge could come first, and the answer to the first would be ignored as stale).
+    h = await make("3s", clock=clock)
     li = h.emu.user(LI, language_code="zh")
     case = await advised(h, li, "zh")
     nudge = (await wait_nudges(h, LI, 1))[-1]
@@ -51,7 +53,7 @@ async def test_status_says_what_happened_in_the_users_zone_and_language(make):
     status = await h.command(li, "/status")
     assert len(status) == 1, "one screen"
     text = status[0]["text"]
-    assert list(buttons_of(status[0]).values()) == [f"s:{case['id']}"]
+    assert list(buttons_of(status[0]).values()) == [f"timeline:{case['id']}"]
     assert "金额：¥1,299.00" in text
     assert "下次提醒：2026年11月" in text
     assert "时间线 （Asia/Shanghai）" in text
@@ -62,7 +64,7 @@ async def test_status_says_what_happened_in_the_users_zone_and_language(make):
     assert f"已起草{recipient}（中文）" in text
     assert "event." not in text and "UTC" not in text
 
-    _, full = await h.press(li, status[0], f"s:{case['id']}")
+    _, full = await h.press(li, status[0], f"timeline:{case['id']}")
     shown = "\n".join(m["text"] for m in full)
     whole = entries_of(shown)
     assert len(whole) > 5
@@ -86,7 +88,7 @@ async def test_quotes_are_shortened_and_shown_as_written(make):
     assert "Timeline (Europe/London)" in text
     assert "12 Nov 2026 10:0" in text                         # London is on UTC in November
     assert "📅 Next deadline:" in text
-    _, full = await h.press(ann, status[0], "s:1")
+    _, full = await h.press(ann, status[0], "timeline:1")
     shown = "\n".join(m["text"] for m in full)
     assert "You told more: “I live in the UK. On 3 November I bought a software licence from Adobe for…”" in shown
     assert "It <b>stopped</b>" not in shown.split("You told more")[1].split("\n")[0], "shortened to one line"
@@ -104,9 +106,9 @@ async def test_calendar_file_holds_the_advices_dates_and_reimports_as_an_update(
     assert expected, "the case has dates ahead"
 
     # the button under the advice and the command give the same file
-    advice = [m for m in h.emu.messages(user.id) if f"k:{case['id']}" in buttons_of(m).values()]
+    advice = [m for m in h.emu.messages(user.id) if f"ics:{case['id']}" in buttons_of(m).values()]
     assert advice, "a calendar button under the advice"
-    _, pressed = await h.press(user, advice[-1], f"k:{case['id']}")
+    _, pressed = await h.press(user, advice[-1], f"ics:{case['id']}")
     sent = await h.command(user, "/calendar")
     for message in (pressed[-1], sent[-1]):
         assert message["caption"] and ("calendar" in message["caption"] if lang == "en" else "日历" in message["caption"])

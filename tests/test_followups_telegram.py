@@ -212,7 +212,7 @@ async def test_still_waiting_and_refused_move_the_stage_and_the_next_nudges_advi
     status = await h.command(ann, "/status")
     assert "escalated, waiting for an answer" in status[0]["text"]
     # its button: the whole timeline says which reminder came and what was pressed under it
-    _, full = await h.press(ann, status[0], f"s:{case['id']}")
+    _, full = await h.press(ann, status[0], f"timeline:{case['id']}")
     shown = "\n".join(m["text"] for m in full)
     assert "Reminder sent (stage: the seller)" in shown
     assert "Under the reminder you pressed “Still waiting”" in shown
@@ -238,7 +238,7 @@ async def test_asked_to_pay_more_switches_to_the_fraud_advice_at_once(make):
     nudge = (await wait_nudges(h, LI, 2))[-1]
     assert "当前阶段：公安机关（报警）（第1步，共3步）" in nudge["text"]
     status = await h.command(li, "/status")
-    _, full = await h.press(li, status[0], f"s:{case['id']}")
+    _, full = await h.press(li, status[0], f"timeline:{case['id']}")
     shown = "\n".join(m["text"] for m in full)
     assert "报警" in shown, "/status's whole view shows the fraud advice too"
     assert "你在提醒下按了“对方要我再付钱” → 下一阶段：公安机关" in shown

@@ -46,12 +46,12 @@ async def test_status_shows_facts_timeline_and_the_open_question(h, lang):
         messages = await answer(h, user, option)
     assert h.active_case(ANN)["status"] == "advised"
     status = await h.command(user, "/status")
-    assert len(status) == 1 and list(buttons_of(status[0]).values()) == ["s:1"]
+    assert len(status) == 1 and list(buttons_of(status[0]).values()) == ["timeline:1"]
     text = status[0]["text"]
     assert ("advice given" in text) if lang == "en" else ("已给出建议" in text)
     assert ("What to do next" not in text) if lang == "en" else ("接下来怎么做" not in text)
     assert ("Advice given: Never delivered" in text) if lang == "en" else ("给出建议：付款后没收到货" in text)
-    _, full = await h.press(user, status[0], "s:1")
+    _, full = await h.press(user, status[0], "timeline:1")
     # The advice shown again keeps its way out: "That's not my situation".
     assert [b["callback_data"].split(":")[-1] for m in full for row in (m.get("reply_markup") or {}).get(
         "inline_keyboard", []) for b in row][:1] == ["_recat"]
