@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
 from bot.conversation import Conversation
 from bot.outcome import Outcome
 from bot.storage import Storage
 from dialogs.engine import Command, Press, Text
+from dialogs.model import Reply
 from messages import plain, render, render_reply
 
 LOCAL_USER = 0   # Telegram user ids are positive: the terminal user cannot collide with one
@@ -35,6 +37,15 @@ class TerminalChat:
             self.out.write("\n")
         self.out.flush()
 
+    async def calendar(self) -> None:
+        """/calendar: the active case's deadlines as an .ics file in the current folder."""
+        outcome = await self.conversation.calendar(self.user_id)
+        for document in outcome.documents:
+            path = Path.cwd() / document.filename
+            path.write_bytes(document.content)
+            outcome.replies.append(Reply("calendar_written", {"path": str(path)}))
+        self.show(outcome)
+
     async def line(self, text: str) -> bool:
         """Handle one typed line; False when the user asked to quit."""
         stripped = text.strip()
@@ -48,7 +59,9 @@ class TerminalChat:
         elif word == "/new":
             self.show(await conv.new_case(uid))
         elif word == "/status":
-            self.show(await conv.status(uid))
+            self.show(await conv.status(uid, full=rest.strip().lower() in ("full", "all", "全部", "完整")))
+        elif word == "/calendar":
+            await self.calendar()
         elif word == "/language":
             self.show(await conv.set_language(uid, rest))
         elif word in _COMMANDS:
@@ -60,6 +73,10 @@ class TerminalChat:
             option = self.buttons[int(stripped) - 1]
             if option.startswith("lang:"):
                 self.show(await conv.set_language(uid, option[5:]))
+            elif option.startswith("status:"):
+                self.show(await conv.status(uid, full=True))
+            elif option.startswith("calendar"):
+                await self.calendar()
             else:
                 self.show(await conv.handle(uid, Press(option)))
         else:

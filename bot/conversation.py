@@ -9,17 +9,18 @@ import json
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from bot.outcome import Outcome
+from bot.outcome import Document, Outcome
 from bot.reminders import Reminders, with_slots
 from bot.storage import AlreadyDone, Case, StaleTurn, Storage, User
-from dialogs import engine
-from dialogs.advice import advise
+from dialogs import engine, timeline
+from dialogs.advice import advise, case_context
 from dialogs.engine import Command, DialogState, Event, Press, Text
 from dialogs.graph import load as load_graph
 from dialogs.model import LOCALES, Button, Reply, TimelineEvent
 from dialogs.zones import resolve_zone
 from messages import locale_from, locale_named
-from messages.export import export_markdown
+from messages import casefile
+from messages.export import deadline_rows, export_markdown, timeline_sentences
 
 RESUME, NEW = engine.RESUME, engine.NEW
 
@@ -40,6 +41,7 @@ class Conversation:
                  default_zone: tzinfo = timezone.utc, reminders: Reminders | None = None):
         self.storage = storage
         self.graph = load_graph()
+        self.graph_types = {n.slot: n.type for n in self.graph.nodes.values() if n.slot}
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.default_zone = default_zone
         # Reminders (Telegram): a case's plan starts with its advice. None: no reminders
@@ -148,32 +150,88 @@ class Conversation:
         return Outcome(locale, [Reply("case_opened", {"case_id": case.id}),
                                 engine.ask(self.graph, DialogState.from_dict(case.dialog))], case.id)
 
-    async def status(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+    STATUS_ENTRIES = 5      # the last entries /status shows; its button shows them all
+
+    async def status(self, user_id: int, *, language_code: str | None = None, full: bool = False) -> Outcome:
+        """The active case on one screen (facts, last entries, next deadline and reminder, a button
+        for the rest); `full`: the whole timeline and the advice."""
         locale = await self.locale(user_id, language_code)
         case = await self.storage.active_case(user_id)
         if case is None:
             return Outcome(locale, [Reply("no_case", {})])
+        view = await self.case_view(user_id, case)
+        base = {"case_id": case.id, "status": case.status, "facts": view["facts"], "zone": view["zone_name"]}
+        entries = view["timeline"]
+        result = view["result"]
+        if full:
+            replies = [Reply("status_full", {**base, "timeline": entries})]
+        else:
+            context = {**base, "timeline": entries[-self.STATUS_ENTRIES:],
+                       "earlier": max(0, len(entries) - self.STATUS_ENTRIES),
+                       "next_deadline": timeline.next_deadline(result["advice"]["deadlines"]) if result else None,
+                       "next_reminder": await self._next_reminder(user_id, case, view["zone"]),
+                       "paused": (case.plan or {}).get("status") == "paused",
+                       # In the questions the open question keeps the one live keyboard: /status full is said.
+                       "button": result is not None}
+            buttons = (Button(f"status:{case.id}", "btn.status_full"),) if result is not None else ()
+            replies = [Reply("status", context, buttons)]
+        if result is None:
+            replies.append(engine.ask(self.graph, DialogState.from_dict(case.dialog)))
+        elif full:
+            replies.append(engine.advice_reply(result))
+        return Outcome(locale, replies, case.id)
+
+    async def case_view(self, user_id: int, case: Case) -> dict[str, Any]:
+        """What the status, the export and the calendar show of a case: its facts, its timeline in
+        the user's zone, and (after the intake) the verdict with the advice it follows now."""
+        user = await self.storage.get_user(user_id)
+        zone = self.zone(user, case)
+        today = self._now().astimezone(zone).date()
         state = DialogState.from_dict(case.dialog)
-        timeline = await self.storage.timeline(user_id, case.id)
-        context: dict[str, Any] = {
-            "case_id": case.id, "status": case.status, "facts": engine.facts(self.graph, state.slots),
-            "timeline": [{"at": e.at, "kind": e.kind, **({"data": dict(e.data)} if e.kind == "category_changed" else {})}
-                         for e in timeline[-15:]],
-        }
-        replies = [Reply("status", context)]
+        events = await self.storage.timeline(user_id, case.id)
+        result = None
         if case.status != "intake":
-            user = await self.storage.get_user(user_id)
-            today = self._now().astimezone(self.zone(user, case)).date()
             result = engine.verdict_of(self.graph, state, today)
             plan_category = (case.plan or {}).get("category")
             if plan_category and plan_category != result["classification"]["category"]:
                 # The follow-ups moved the case to another path (asked to pay more: fraud): its advice.
                 slots = engine.active_slots(self.graph, state.slots)
-                result = {**result, "advice": advise(slots, plan_category, today).context()}
-            replies.append(engine.advice_reply(result))
-        else:
-            replies.append(engine.ask(self.graph, state))
-        return Outcome(locale, replies, case.id)
+                result = {**result, "advice": advise(slots, plan_category, today).context(),
+                          "case": case_context(slots, plan_category, today)}
+        return {"zone": zone, "zone_name": timeline.zone_label(zone), "today": today,
+                "facts": engine.facts(self.graph, state.slots), "result": result,
+                "timeline": timeline.entries(events, zone, self.graph_types)}
+
+    async def calendar(self, user_id: int, *, language_code: str | None = None) -> Outcome:
+        """The active case's deadlines as an iCalendar file (in `Outcome.documents`)."""
+        locale = await self.locale(user_id, language_code)
+        case = await self.storage.active_case(user_id)
+        if case is None:
+            return Outcome(locale, [Reply("no_case", {})])
+        if case.status == "intake":
+            return Outcome(locale, [Reply("calendar.intake", {"case_id": case.id})], case.id)
+        view = await self.case_view(user_id, case)
+        content, count = self.calendar_file(locale, [(case.id, view)])
+        if content is None:
+            return Outcome(locale, [Reply("calendar.none", {"case_id": case.id})], case.id)
+        return Outcome(locale, [Reply("calendar.sent", {"case_id": case.id, "count": count, "zone": view["zone_name"]})],
+                       case.id, documents=[Document(f"refund-advisor-case-{case.id}.ics", content, "calendar.sent")])
+
+    def calendar_file(self, locale: str, views: list[tuple[int, dict[str, Any]]]) -> tuple[bytes | None, int]:
+        """The deadlines ahead of these cases (id, case_view) as one .ics, and how many; None if none."""
+        if not views:
+            return None, 0
+        return casefile.calendar_file(locale, [(case_id, view["result"]) for case_id, view in views],
+                             zone_name=views[0][1]["zone_name"], now=self._now())
+
+    async def _next_reminder(self, user_id: int, case: Case, zone: tzinfo) -> dict[str, str] | None:
+        if not case.plan or case.status in ("resolved", "abandoned"):
+            return None
+        pending = await self.storage.followups(user_id, case.id, ("pending",))
+        if not pending:
+            return None
+        at = pending[0].due_at.astimezone(zone)
+        return {"date": at.date().isoformat(), "time": at.strftime("%H:%M")}
 
     async def set_language(self, user_id: int, name: str) -> Outcome:
         language = locale_named(name)
@@ -187,18 +245,30 @@ class Conversation:
         return Outcome(language, [Reply("language_set", {})])
 
     async def export(self, user_id: int, *, language_code: str | None = None) -> dict[str, Any]:
-        """Every case of the user with its timeline and evidence, as plain data."""
+        """Every case of the user with its timeline (each entry also as the sentence /status shows,
+        at the user's local time) and evidence, as plain data."""
+        locale = await self.locale(user_id, language_code)
         cases = []
         for case in await self.storage.list_cases(user_id):
+            view = await self.case_view(user_id, case)
+            events = await self.storage.timeline(user_id, case.id)
             cases.append({
                 "id": case.id, "status": case.status, "category": case.category, "confidence": case.confidence,
                 "created_at": case.created_at, "updated_at": case.updated_at, "facts": dict(case.slots),
-                "timeline": [{"at": e.at, "kind": e.kind, "data": e.data}
-                             for e in await self.storage.timeline(user_id, case.id)],
+                "time_zone": view["zone_name"],
+                "timeline": [{"at": e.at, "kind": e.kind, "data": e.data} for e in events],
+                "timeline_text": timeline_sentences(locale, view["timeline"]),
+                "deadlines": deadline_rows(locale, view["result"]["advice"]["deadlines"] if view["result"] else []),
                 "evidence": [{"kind": v.kind, "file_id": v.file_id, "text": v.text, "at": v.at}
                              for v in await self.storage.evidence(user_id, case.id)],
             })
         return {"user_id": user_id, "exported_at": self._now().isoformat(timespec="seconds"), "cases": cases}
+
+    async def export_calendar(self, user_id: int, locale: str) -> bytes | None:
+        """The deadlines ahead of the user's open cases, as one .ics (None: none)."""
+        views = [(case.id, await self.case_view(user_id, case)) for case in await self.storage.list_cases(user_id)
+                 if case.status in ("advised", "escalated")]
+        return self.calendar_file(locale, views)[0] if views else None
 
     @staticmethod
     def export_json(data: dict[str, Any]) -> bytes:

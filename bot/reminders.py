@@ -18,7 +18,7 @@ from bot.storage import (
     CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
 )
 from dialogs import engine
-from dialogs.advice import advise
+from dialogs.advice import advise, case_context
 from dialogs.followup import (
     Nudge, PlanState, answer_ids, answer_reply, apply_answer, next_nudges, nudge_reply, nudges_active, record_nudge,
     start_plan,
@@ -279,7 +279,8 @@ class Reminders:
         if answer == "asked_more":
             # The fraud path at once: its whole advice, not only the first step.
             advice = advise(slots, plan["category"], today)
-            replies.append(Reply("advice_body", {"advice": advice.context(), "case": slots}))
+            replies.append(Reply("advice_body", {"advice": advice.context(),
+                                                 "case": case_context(slots, plan["category"], today)}))
         elif answer == "escalate":
             replies.append(Reply("remind.escalate_hint", {}))
         return Outcome(locale, replies, case_id)

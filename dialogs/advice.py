@@ -452,6 +452,40 @@ def normalise_case(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
     return case
 
 
+# --------------------------------------------------------------------------- the reply-by date
+
+DEFAULT_DEMAND_DAYS = 7
+
+
+@lru_cache(maxsize=1)
+def _demand_rules() -> tuple[Mapping[str, Any], ...]:
+    return tuple(r for r in load_rules_yaml("recipients.yaml").get("demand") or [] if isinstance(r, Mapping))
+
+
+def demand_period(case: Mapping[str, Any]) -> tuple[int, str | None]:
+    """Days the seller is given to refund (recipients.yaml `demand`, the first rule matching the
+    normalised case), and the fact the number comes from (None: a plain "reasonable" period)."""
+    for rule in _demand_rules():
+        if matches(rule.get("when") or {}, case):
+            if "days" in rule:
+                return int(rule["days"]), None
+            return int(facts()[rule["fact"]]["numbers"][rule["number"]]), str(rule["fact"])
+    return DEFAULT_DEMAND_DAYS, None
+
+
+def reply_by(slots: Mapping[str, Any], category: str, today: date) -> date:
+    """The date a written demand sent today asks the refund by: the date the advice, the
+    reminders and the complaint letters all name."""
+    days, _ = demand_period(normalise_case(slots or {}, category))
+    return today + timedelta(days=days)
+
+
+def case_context(slots: Mapping[str, Any], category: str, today: date) -> dict[str, Any]:
+    """The slots as the advice texts see them (`case`), with the dates the bot computes for the
+    user's sentences: `reply_by` (ISO)."""
+    return {**dict(slots or {}), "reply_by": reply_by(slots, category, today).isoformat()}
+
+
 # --------------------------------------------------------------------------- dates
 
 def _add_months(day: date, months: int) -> date:

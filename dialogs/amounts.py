@@ -27,7 +27,12 @@ Choices worth knowing:
   after dropping a few filler words ("大概", "about", "左右", ...); if it is not an
   amount as a whole, a single marked amount inside it is accepted
   ("我花了1299元"); several are "unparsed".
-* Numbers with more than 15 integer digits are not amounts.
+* Numbers with more than 15 integer digits are not amounts; an answer above `MAX_PURCHASE`
+  (a hundred billion, in any currency) is "unparsed" too: no real purchase is that large, so it
+  is a typo or a test of the bot, never money to advise on.
+* A typed answer with an exponent ("1e5", "-1e309 USD") or a minus sign anywhere but in front
+  ("49-", "4-9 USD") is "unparsed": reading a part of it ("309 USD") would put a wrong amount in
+  the letters.
 
 Every regular expression uses bounded repetitions only: linear time on any input.
 """
@@ -59,6 +64,10 @@ class AmountAnswer:
 _UNPARSED = AmountAnswer("unparsed")
 _CENT = Decimal("0.01")
 _MAX_INTEGER_DIGITS = 15
+MAX_PURCHASE = Decimal(10) ** 11
+_DATES = re.compile(r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}")   # "2026-10-03 花了1299元": a date, not a sign
+# In a typed answer: a digit with an exponent after it, or a minus sign after a digit.
+_MALFORMED = re.compile(r"[0-9][.,]?\s{0,2}e\s{0,2}[-+]?\s{0,2}[0-9]|[0-9.,]\s{0,2}[-−–]", re.IGNORECASE)
 
 # Currency markers written before the number (lower case; matched case-insensitively).
 _PREFIXES = {
@@ -268,10 +277,22 @@ def _marked(m: re.Match[str], text: str) -> bool:
     return big and not _COUNTER_AFTER.match(text, m.end())
 
 
+_EXPONENT_BEFORE = re.compile(r"[0-9][.,]?\s{0,2}e\s{0,2}[-+]?\s{0,2}$", re.IGNORECASE)
+_EXPONENT_AFTER = re.compile(r"[.,]?\s{0,2}e\s{0,2}[-+]?\s{0,2}[0-9]", re.IGNORECASE)
+
+
+def _in_exponent(m: re.Match[str], text: str) -> bool:
+    """"1e309 USD": neither the 309 nor the 1 is an amount."""
+    start = m.start("num") if m.group("num") else m.start()
+    if _EXPONENT_BEFORE.search(text, max(0, start - 8), start):
+        return True
+    return bool(m.group("num")) and bool(_EXPONENT_AFTER.match(text, m.end("num")))
+
+
 def _marked_hits(text: str) -> list[tuple[re.Match[str], AmountAnswer]]:
     hits = []
     for m in _matches(text):
-        if not _marked(m, text):
+        if not _marked(m, text) or _in_exponent(m, text):
             continue
         try:
             answer = _answer(m)
@@ -302,15 +323,19 @@ def _parse_amount(text: str) -> AmountAnswer:
         if after and after.start() > 0:
             s = s[:after.start()]
         s = s.strip(_STRIP).rstrip(".")
-    if not s:
+    if not s or _MALFORMED.search(_DATES.sub(" ", s)):
         return _UNPARSED
     m = _AMOUNT.fullmatch(s)
     if m:
-        return _answer(m)
-    hits = _marked_hits(s)
-    if len(hits) == 1:
-        return hits[0][1]
-    return _UNPARSED
+        answer = _answer(m)
+    else:
+        hits = _marked_hits(s)
+        if len(hits) != 1:
+            return _UNPARSED
+        answer = hits[0][1]
+    if answer.value is not None and abs(answer.value) > MAX_PURCHASE:
+        return _UNPARSED
+    return answer
 
 
 def find_amounts(text: str) -> list[tuple[str, Decimal, str | None]]:

@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence, cast
 
 
-from dialogs.advice import advise, as_tuple, facts as _facts, load_rules_yaml, normalise_case
+from dialogs.advice import advise, as_tuple, demand_period, facts as _facts, load_rules_yaml, normalise_case
 from dialogs.conditions import SLOT_NAMES, check_when, matches, parse_date
 from dialogs.advice import message_keys as _advice_keys
 from dialogs.followup import load_ladder, ladders_for
@@ -472,12 +472,8 @@ def _basis(recipient: str, case: Mapping[str, Any], slots: Slots, advice_keys: s
 
 
 def _demand(case: Mapping[str, Any], today: date) -> tuple[int, str | None]:
-    for rule in _rules().demand:
-        if matches(rule.get("when") or {}, case):
-            if "days" in rule:
-                return int(rule["days"]), None
-            return int(_facts()[rule["fact"]]["numbers"][rule["number"]]), str(rule["fact"])
-    return 7, None
+    # The advice's own reply-by date counts the same days (dialogs.advice.reply_by).
+    return demand_period(case)
 
 
 def _history(slots: Slots, timeline: Sequence[Any]) -> list[dict[str, Any]]:

@@ -165,13 +165,19 @@ def _clarifying_question(graph: Graph, state: DialogState) -> str | None:
     return node_id if node_id and not _answered(state, graph[node_id]) else None
 
 
+def _currency_filled(slots: Mapping[str, Any]) -> dict[str, Any]:
+    """An amount given without a currency ("五万", "1.2万", "49.99") is in the currency of where
+    the user lives, as soon as that is known."""
+    amount = slots.get("amount")
+    currency = local_currency(None, "", slots.get("jurisdiction"))
+    if not isinstance(amount, Mapping) or amount.get("currency") or not currency:
+        return dict(slots)
+    return {**slots, "amount": {**amount, "currency": currency}}
+
+
 def _with_currency(state: DialogState) -> DialogState:
-    """An amount given without a currency is in the currency of where the user lives."""
-    amount = state.slots.get("amount")
-    currency = local_currency(None, "", state.slots.get("jurisdiction"))
-    if not amount or amount.get("currency") or not currency:
-        return state
-    return _with(state, slots={**state.slots, "amount": {**amount, "currency": currency}})
+    filled = _currency_filled(state.slots)
+    return state if filled == dict(state.slots) else _with(state, slots=filled)
 
 
 # ---- replies ------------------------------------------------------------------------------
@@ -323,6 +329,7 @@ def _mined(graph: Graph, state: DialogState, text: str, today: date) -> tuple[Di
             option = extract.story_choice(graph, node.slot, merged, story, ignore=from_story)
             if option is not None:
                 merged[node.slot] = option
+    merged = _currency_filled(merged)
     added = {k: v for k, v in merged.items() if k not in state.slots}
     return _with(state, slots=merged, filled=_union(state.filled, added)), added
 
@@ -533,11 +540,16 @@ def verdict_of(graph: Graph, state: DialogState, today: date) -> dict[str, Any]:
 
 
 _ADVICE_BUTTONS = (Button(NOT_MY_SITUATION, "btn.not_my_situation"),)
+CALENDAR = "calendar"
+_CALENDAR_BUTTON = Button(CALENDAR, "btn.calendar")
 
 
 def advice_reply(result: Mapping[str, Any]) -> Reply:
-    """The advice, with the way out when the situation read is not the user's."""
-    return Reply("advice_result", result, _ADVICE_BUTTONS)
+    """The advice, with the way out when the situation read is not the user's, and (when a
+    deadline is ahead) a button for the dates as a calendar file."""
+    deadlines = (result.get("advice") or {}).get("deadlines") or ()
+    ahead = any(d.get("days_left", -1) >= 0 and not d.get("met") for d in deadlines)
+    return Reply("advice_result", result, _ADVICE_BUTTONS + ((_CALENDAR_BUTTON,) if ahead else ()))
 
 
 def _advised(result: Mapping[str, Any], **extra: Any) -> Effect:

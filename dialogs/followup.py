@@ -47,7 +47,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Literal, Mapping, Sequence, TypedDict, cast
 
 
-from dialogs.advice import Advice, Deadline, advise, as_tuple, load_rules_yaml, normalise_case
+from dialogs.advice import Advice, Deadline, advise, as_tuple, case_context, load_rules_yaml, normalise_case
 from dialogs.conditions import check_when, matches, parse_date
 from dialogs.model import Button, Effect, EffectKind, Reply, TimelineEvent
 
@@ -515,6 +515,13 @@ def _days_before(window: int | None) -> int:
     return 0
 
 
+def deadline_alarm(day: date, start: date | None) -> timedelta:
+    """When the bot's own reminder of a deadline on `day` comes, from the start of that day: the
+    same days before (by the deadline's window from `start`) at the same hour, as a calendar
+    alarm's offset."""
+    return timedelta(days=-_days_before((day - start).days if start else None), hours=load_ladder().at_hour)
+
+
 def next_nudges(case_slots: Mapping[str, Any], category: str, plan_state: Mapping[str, Any],
                 deadlines: Iterable[Deadline | Mapping[str, Any]], cadence: Sequence[timedelta],
                 quiet_hours: tuple[int, int] | None, zone: tzinfo, now: datetime) -> list[Nudge]:
@@ -592,7 +599,7 @@ def _rung_context(slots: Mapping[str, Any], plan: PlanState, today: date,
     rungs = _rungs(plan)
     index = rungs.index(plan["rung"]) if plan["rung"] in rungs else 0
     return {
-        "case": dict(slots),
+        "case": case_context(slots, plan["category"], today),
         "path": plan["path"],
         "status": plan["status"],
         "rung": plan["rung"],

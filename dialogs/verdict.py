@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Iterable, Mapping
 
-from dialogs.advice import advise
+from dialogs.advice import advise, case_context
 from dialogs.classifier import classify
 from dialogs.model import CATEGORIES
 from dialogs.phrase_rules import Signal
@@ -28,5 +28,5 @@ def verdict(slots: Mapping[str, Any], today: date, ignore: Iterable[str] = (),
             "probabilities": classification.to_dict()["probabilities"],
         }
     advice = advise(slots, category, today)
-    context.update({"advice": advice.context(), "case": dict(slots)})
+    context.update({"advice": advice.context(), "case": case_context(slots, category, today)})
     return context

@@ -50,7 +50,8 @@ def question_of(message: dict) -> str | None:
 def is_advice_keyboard(message: dict) -> bool:
     datas = [b.get("callback_data", "") for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
              for b in row]
-    return bool(datas) and all(d.startswith("ask:") and d.split(":", 3)[2] == ADVICE_NODE for d in datas)
+    return bool(datas) and all((d.startswith("ask:") and d.split(":", 3)[2] == ADVICE_NODE) or d.startswith("ics:")
+                               for d in datas)       # ics: the dates as a calendar file
 
 
 def buttons_of(message: dict) -> dict[str, str]:

@@ -7,6 +7,7 @@ with UPDATE_GOLDEN=1 and review every changed line (git diff) before committing.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import markupsafe
 import pytest
 
 import messages
-from dialogs.advice import advise
+from dialogs.advice import advise, case_context
 
 GOLDEN = Path(__file__).parent / "golden"
 TODAY = date(2026, 11, 20)
@@ -83,7 +84,7 @@ def test_there_are_45_audit_cases():
 def test_golden_advice(name, locale):
     slots, category = CASES[name]
     text = messages.plain(messages.render(locale, "advice_body",
-                                          advice=advise(slots, category, TODAY).context(), case=slots))
+                                          advice=advise(slots, category, TODAY).context(), case=case_context(slots, category, TODAY)))
     path = GOLDEN / f"advice_{name}_{locale}.txt"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
@@ -94,3 +95,21 @@ def test_golden_advice(name, locale):
 def test_no_stray_advice_golden_files():
     expected = {f"advice_{name}_{locale}.txt" for name in CASES for locale in ("en", "zh")}
     assert {p.name for p in GOLDEN.glob("advice_*.txt")} == expected
+
+
+# Issue 17: a date the bot can compute is in the sentence, the same one the seller's letter names.
+_BRACKETED = re.compile(r"\[[^\]]*(?:date|day|日)[^\]]*\]|from now|某月某日|明确日期", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_no_sentence_leaves_a_computable_date_to_the_user(name):
+    from dialogs.complaint import draft, recipients
+    slots, category = CASES[name]
+    context = case_context(slots, category, TODAY)
+    for locale in ("en", "zh"):
+        text = messages.plain(messages.render(locale, "advice_body", advice=advise(slots, category, TODAY).context(),
+                                              case=context))
+        assert not _BRACKETED.search(text), (locale, _BRACKETED.search(text).group(0))
+    if "seller" in recipients(slots, category):
+        letter = draft(slots, category, "seller", "en", [], [], TODAY)
+        assert letter.demand_date.isoformat() == context["reply_by"]

@@ -212,3 +212,25 @@ def test_a_story_is_read_for_amounts_only_where_one_can_start_and_nothing_is_mis
     for text in texts:
         folded = fold_width(text)
         assert [m.span() for m in amounts._matches(folded)] == [m.span() for m in amounts._AMOUNT.finditer(folded)]
+
+
+# Issue 17: a typed answer that only a part of could be read as money is not an amount.
+@pytest.mark.parametrize("text", [
+    "-1e309 USD",          # was read as $309.00
+    "1e3", "$1e5", "USD 1e3", "5 e 3",
+    "49-", "1,299-", "4-9 USD",   # a minus sign after the number or inside it
+    "99999999999999",      # beyond any real purchase
+    "$200,000,000,000",
+    "2000亿",
+])
+def test_exponents_misplaced_signs_and_impossible_sums_are_unparsed(text):
+    assert parse_amount(text) == UNPARSED
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-10-03 花了1299元", AmountAnswer("amount", Decimal("1299.00"), "CNY")),   # a date is not a sign
+    ("- 5 USD", AmountAnswer("negative", Decimal("-5.00"), "USD")),
+    ("1000亿", AmountAnswer("amount", Decimal("100000000000.00"), None)),
+])
+def test_dates_and_leading_signs_still_read(text, expected):
+    assert parse_amount(text) == expected

@@ -119,13 +119,37 @@ def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tm
 def test_not_my_situation_in_the_terminal(tmp_path):
     db = tmp_path / "recat.db"
     answers = ["1", "goods", "Taobao", "Alipay", "300", "yesterday", "1", "yesterday", "no", "skip", "1"]
-    out = chat(db, [*answers, "1", "4", "/status"], "--lang", "en")       # 1: That's not my situation, 4: mismatch
+    out = chat(db, [*answers, "1", "4", "/status full"], "--lang", "en")  # 1: That's not my situation, 4: mismatch
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "1) 🔄 That's not my situation" in text
     assert "Which of these is your situation?" in text
     assert "I now treat your case as Not as described (I had read it as Defective or broken)" in text
-    assert "situation changed by you: Defective or broken → Not as described" in text
+    assert "Situation changed by you: Defective or broken → Not as described" in text
     assert "Not as described (your choice; I had read it as Defective or broken)" in text
     rows = sqlite3.connect(db).execute("SELECT status, category FROM cases").fetchall()
     assert rows == [("advised", "mismatch")]
+
+
+def test_status_calendar_and_the_whole_timeline_in_the_terminal(tmp_path):
+    db = tmp_path / "casefile.db"
+    env = dict(os.environ, REFUND_ADVISOR_DB=str(db), PYTHONIOENCODING="utf-8", TZ="UTC")
+    lines = ["United States", "software licence", "Acme Soft", "credit card", "$49.99", "2026-10-03", "it is broken",
+             "2026-10-05", "skip", "yes", "2026-10-06", "they refused", "The key <b>never</b> activated.", "1",
+             "I also called them", "/status", "/status full", "/calendar"]
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "chat", "--lang", "en"], input="\n".join(lines) + "\n",
+                         capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    short = out.stdout.split("I added that to this case's timeline.")[1].split("Timeline (America/New_York)")
+    status, full = short[1], short[2]
+    assert "📅 Next deadline: Card chargeback window" in short[0]
+    assert "11 earlier entries: the button below shows the whole timeline." in status
+    assert "· Note added: “I also called them”" in status and "· Advice given: Defective or broken" in status
+    assert "1) 📜 Whole timeline and advice" in status
+    assert "· Amount: $49.99" in full and "· Skipped the question “Statement date”" in full
+    assert "· You told what happened: “The key <b>never</b> activated.”" in full
+    assert "What to do next" in full, "/status full: the advice too"
+    assert "by fixed date" not in full and "7 days from now" not in full
+    written = tmp_path / "refund-advisor-case-1.ics"
+    assert f"Calendar file written: {written}" in out.stdout
+    assert written.read_bytes().startswith(b"BEGIN:VCALENDAR")

@@ -211,7 +211,13 @@ async def test_still_waiting_and_refused_move_the_stage_and_the_next_nudges_advi
     # /status shows the new status.
     status = await h.command(ann, "/status")
     assert "escalated, waiting for an answer" in status[0]["text"]
-    assert "reminder sent" in status[0]["text"] and "you answered a reminder" in status[0]["text"]
+    # its button: the whole timeline says which reminder came and what was pressed under it
+    _, full = await h.press(ann, status[0], f"timeline:{case['id']}")
+    shown = "\n".join(m["text"] for m in full)
+    assert "Reminder sent (stage: the seller)" in shown
+    assert "Under the reminder you pressed “Still waiting”" in shown
+    assert "Under the reminder you pressed “They refused” → next stage: your payment provider" in shown
+    assert "Escalated to your payment provider (chargeback or dispute)" in shown
 
 
 async def test_asked_to_pay_more_switches_to_the_fraud_advice_at_once(make):
@@ -231,8 +237,11 @@ async def test_asked_to_pay_more_switches_to_the_fraud_advice_at_once(make):
     assert h.active_case(LI)["status"] == "escalated"
     nudge = (await wait_nudges(h, LI, 2))[-1]
     assert "当前阶段：公安机关（报警）（第1步，共3步）" in nudge["text"]
-    status = "\n".join(m["text"] for m in await h.command(li, "/status"))
-    assert "报警" in status, "/status shows the fraud advice too"
+    status = await h.command(li, "/status")
+    _, full = await h.press(li, status[0], f"timeline:{case['id']}")
+    shown = "\n".join(m["text"] for m in full)
+    assert "报警" in shown, "/status's whole view shows the fraud advice too"
+    assert "你在提醒下按了“对方要我再付钱” → 下一阶段：公安机关" in shown
     answered = [d for k, d in timeline(h, case["id"]) if k == "nudge_answer"]
     assert answered[0]["path"] == ["consumer", "fraud"] and answered[0]["rung"] == ["seller", "police_first"]
 

@@ -39,19 +39,25 @@ async def test_status_shows_facts_timeline_and_the_open_question(h, lang):
     assert ("Timeline" if lang == "en" else "时间线") in text
     assert question_of(messages[-1]) == "merchant"
     assert len(live_keyboards(h.emu, ANN)) == 1, "the question asked before /status is retired"
-    # After the advice, /status shows the advice again.
+    # After the advice, /status fits one screen; its button shows the timeline and the advice.
     messages = await h.say(user, "Amazon")
     # (the expected delivery date is asked for a card non-delivery: skipped)
     for option in ("credit_card", "_skip", "yesterday", "non_delivery", "_skip", "_skip", "no", "_skip", "_yes"):
         messages = await answer(h, user, option)
     assert h.active_case(ANN)["status"] == "advised"
     status = await h.command(user, "/status")
-    # The advice shown again keeps its one way out: "That's not my situation".
-    assert [b["callback_data"].split(":")[-1] for m in status for row in (m.get("reply_markup") or {}).get(
-        "inline_keyboard", []) for b in row] == ["_recat"]
-    text = "\n".join(m["text"] for m in status)     # the status and the advice (split if too long)
+    assert len(status) == 1 and list(buttons_of(status[0]).values()) == ["timeline:1"]
+    text = status[0]["text"]
     assert ("advice given" in text) if lang == "en" else ("已给出建议" in text)
+    assert ("What to do next" not in text) if lang == "en" else ("接下来怎么做" not in text)
+    assert ("Advice given: Never delivered" in text) if lang == "en" else ("给出建议：付款后没收到货" in text)
+    _, full = await h.press(user, status[0], "timeline:1")
+    # The advice shown again keeps its way out: "That's not my situation".
+    assert [b["callback_data"].split(":")[-1] for m in full for row in (m.get("reply_markup") or {}).get(
+        "inline_keyboard", []) for b in row][:1] == ["_recat"]
+    text = "\n".join(m["text"] for m in full)     # the timeline and the advice (split if too long)
     assert ("What to do next" in text) if lang == "en" else ("接下来怎么做" in text)
+    assert ("Seller: Amazon" in text) if lang == "en" else ("卖家：Amazon" in text)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -86,7 +86,8 @@ def test_an_option_too_long_for_64_bytes_goes_by_its_index():
 
 @pytest.mark.parametrize("data", [None, "", "zzz", "q:1", "q:one:node:x", "c:", "c:x", "r:1", "x:", "l:",
                                   "q:1:n:" + "x" * 70, "ask:1", "case:", "end:1", "del:", "lang:",
-                                  "nudge:1:x:waiting", "esc:1:police:en", "ask:1:n:" + "x" * 70])
+                                  "nudge:1:x:waiting", "esc:1:police:en", "ask:1:n:" + "x" * 70,
+                                  "timeline:", "timeline:x", "ics:", "s:x", "k:"])
 def test_unknown_or_malformed_callback_data_claims_nothing(data):
     assert cb.unpack(data) is None
 
@@ -94,7 +95,7 @@ def test_unknown_or_malformed_callback_data_claims_nothing(data):
 @pytest.mark.parametrize("claim", [
     cb.Answer(7, "purchase_type~p", "software"), cb.SwitchCase(3), cb.Language("zh"), cb.CaseOutcome(3, "partial"),
     cb.Erase("0123456789ab"), cb.Erase("no"), cb.NudgeAnswer(3, 41, "refused"), cb.RemindChoice(3, "7d"),
-    cb.Escalate(3, "regulator", None, "c"), cb.Escalate(3, "police", "en", "n")])
+    cb.Escalate(3, "regulator", None, "c"), cb.Escalate(3, "police", "en", "n"), cb.Timeline(3), cb.Ics(3)])
 def test_each_kind_of_callback_data_unpacks_to_what_was_packed(claim):
     assert cb.unpack(claim.pack()) == claim
 
@@ -103,7 +104,8 @@ def test_each_kind_of_callback_data_unpacks_to_what_was_packed(claim):
     ("q:7:purchase_type:#2", cb.Answer(7, "purchase_type", "#2")), ("c:3", cb.SwitchCase(3)),
     ("l:en", cb.Language("en")), ("r:3:refunded", cb.CaseOutcome(3, "refunded")), ("x:no", cb.Erase("no")),
     ("n:3:41:waiting", cb.NudgeAnswer(3, 41, "waiting")), ("m:3:pause", cb.RemindChoice(3, "pause")),
-    ("e:3:seller:_:n", cb.Escalate(3, "seller", None, "n")), ("e:3:seller:zh:c", cb.Escalate(3, "seller", "zh", "c"))])
+    ("e:3:seller:_:n", cb.Escalate(3, "seller", None, "n")), ("e:3:seller:zh:c", cb.Escalate(3, "seller", "zh", "c")),
+    ("s:3", cb.Timeline(3)), ("k:3", cb.Ics(3))])
 def test_buttons_sent_before_the_kinds_had_names_are_still_understood(old, claim):
     assert cb.unpack(old) == claim
 
@@ -136,3 +138,9 @@ def test_command_descriptions_fit_telegram(locale):
     for name in COMMANDS:
         description = render(locale, f"cmd.{name}")
         assert 3 <= len(description) <= 256 and "<" not in description
+
+
+def test_the_case_file_buttons_are_made_for_their_reply_options():
+    assert cb.for_option("status:4", 0, None, "", {}) == "timeline:4"
+    assert cb.for_option("calendar:4", 0, None, "", {}) == "ics:4"
+    assert cb.for_option("calendar", 1, 4, "advice", {"outcome_case": 4}) == "ics:4"     # under the advice

@@ -38,8 +38,9 @@ async def test_not_my_situation_redoes_the_advice_and_the_reminders(h):
     assert plan["category"] == "mismatch", "the reminders follow the chosen situation"
     assert h.rows("SELECT COUNT(*) FROM followups WHERE case_id = ? AND state = 'pending'", case["id"])[0][0] > 0
     status = await h.command(user, "/status")
-    shown = "\n".join(m["text"] for m in status)
-    assert "situation changed by you: Defective or broken → Not as described" in shown
+    assert "Situation changed by you: Defective or broken → Not as described" in status[0]["text"]
+    _, full = await h.press(user, status[0], f"timeline:{case['id']}")
+    shown = "\n".join(m["text"] for m in full)
     assert "Not as described (your choice" in shown, "/status shows the advice for the chosen situation"
 
 

@@ -72,12 +72,15 @@ class AccountHandlers:
         user_id, chat_id = sender_of(update).id, chat_id_of(update)
         conv = self.s.conversation
         locale = await conv.locale(user_id, language_of(update))
-        data = await conv.export(user_id)
+        data = await conv.export(user_id, language_code=language_of(update))
         stamp = self.s.clock().strftime("%Y%m%d-%H%M%S")
-        documents = (
+        documents = [
             (conv.export_json(data), f"refund-advisor-{stamp}.json", "export_json_caption"),
             (conv.export_markdown(data, locale), f"refund-advisor-{stamp}.md", "export_md_caption"),
-        )
+        ]
+        ics = await conv.export_calendar(user_id, locale)
+        if ics is not None:         # the deadlines ahead of the open cases
+            documents.append((ics, f"refund-advisor-{stamp}.ics", "export_ics_caption"))
         bot = self.s.delivery.bot
         try:
             for content, name, caption in documents:

@@ -13,8 +13,10 @@ trusted: a press only claims something, and the handlers check the claim against
     remind:<case id>:<choice>                     RemindChoice: a /remind button (cadence, pause, resume)
     esc:<case id>:<recipient>:<letter|_>:<c|n>    Escalate: the recipient, then the letter's language;
                                                   c: from /escalate, n: from a nudge's Escalate button
+    timeline:<case id>                            Timeline: /status's button, the whole timeline and the advice
+    ics:<case id>                                 Ics: the case's deadlines as a calendar file (.ics)
 
-Buttons sent before the kinds had names carry a single letter instead (q, c, l, r, x, n, m, e):
+Buttons sent before the kinds had names carry a single letter instead (q, c, l, r, x, n, m, e, s, k):
 `unpack` still reads them, so that a keyboard already in a chat keeps working.
 """
 from __future__ import annotations
@@ -177,9 +179,38 @@ class Escalate:
         return cls(int(case), recipient, None if letter == "_" else letter, origin)
 
 
-CallbackData = Union[Answer, SwitchCase, Language, CaseOutcome, Erase, NudgeAnswer, RemindChoice, Escalate]
+@dataclass(frozen=True)
+class Timeline:
+    prefix: ClassVar[str] = "timeline"
+    legacy: ClassVar[str] = "s"
+    case_id: int
+
+    def pack(self) -> str:
+        return _checked(f"{self.prefix}:{self.case_id}")
+
+    @classmethod
+    def parse(cls, rest: str) -> "Timeline":
+        return cls(int(rest))
+
+
+@dataclass(frozen=True)
+class Ics:
+    prefix: ClassVar[str] = "ics"
+    legacy: ClassVar[str] = "k"
+    case_id: int
+
+    def pack(self) -> str:
+        return _checked(f"{self.prefix}:{self.case_id}")
+
+    @classmethod
+    def parse(cls, rest: str) -> "Ics":
+        return cls(int(rest))
+
+
+CallbackData = Union[Answer, SwitchCase, Language, CaseOutcome, Erase, NudgeAnswer, RemindChoice, Escalate, Timeline,
+                     Ics]
 KINDS: tuple[type[CallbackData], ...] = (Answer, SwitchCase, Language, CaseOutcome, Erase, NudgeAnswer,
-                                         RemindChoice, Escalate)
+                                         RemindChoice, Escalate, Timeline, Ics)
 _BY_PREFIX = {**{k.prefix: k for k in KINDS}, **{k.legacy: k for k in KINDS}}
 
 
@@ -212,6 +243,10 @@ def for_option(option: str, index: int, case_id: int | None, question: str, extr
         return CaseOutcome(int(str(outcome_case)), value).pack()
     if kind == "delete":
         return Erase(str(extra["nonce"]) if value == "yes" else "no").pack()
+    if kind == "status":      # /status: the whole timeline and the advice
+        return Timeline(int(value)).pack()
+    if kind == "calendar":    # the deadlines as an .ics file (under the advice: the outcome's case)
+        return Ics(int(value or str(outcome_case))).pack()
     if kind == "remind":
         return RemindChoice(int(str(outcome_case)), value).pack()
     if kind == "esc":         # /escalate: the recipient

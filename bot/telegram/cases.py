@@ -1,11 +1,17 @@
-"""A user's cases on Telegram: /cases (list and switch), /resolved (close a case with its outcome)."""
+"""A user's cases on Telegram: /cases (list and switch), /resolved (close a case with its outcome),
+/calendar and the button under the advice (the case's deadlines as an .ics file)."""
 from __future__ import annotations
 
-from telegram import Message, Update
+from telegram import InputFile, Message, Update
+from telegram.constants import ParseMode
 
 from bot.storage import CLOSED_STATUSES
-from bot.telegram.callback_data import CallbackData, CaseOutcome, SwitchCase
-from bot.telegram.common import ButtonFn, CommandFn, Services, answer_query, language_of, seen, sender_of
+from bot.telegram.callback_data import CallbackData, CaseOutcome, Ics, SwitchCase
+from bot.telegram.common import (
+    ButtonFn, CommandFn, Services, answer_query, chat_id_of, language_of, seen, sender_of,
+)
+from bot.telegram.sender import UserBlocked
+from messages import render
 
 
 class CaseHandlers:
@@ -13,10 +19,10 @@ class CaseHandlers:
         self.s = services
 
     def commands(self) -> dict[str, CommandFn]:
-        return {"cases": self.cases, "resolved": self.resolved}
+        return {"cases": self.cases, "resolved": self.resolved, "calendar": self.calendar}
 
     def buttons(self) -> dict[type[CallbackData], ButtonFn]:
-        return {SwitchCase: self.press_switch, CaseOutcome: self.press_outcome}
+        return {SwitchCase: self.press_switch, CaseOutcome: self.press_outcome, Ics: self.press_calendar}
 
     async def cases(self, update: Update, args: str) -> None:
         outcome = await self.s.conversation.cases(sender_of(update).id, language_code=language_of(update))
@@ -54,3 +60,37 @@ class CaseHandlers:
         if outcome is not None:
             await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
         return True
+
+    # ---- the calendar file ----------------------------------------------------------------
+
+    async def calendar(self, update: Update, args: str) -> None:
+        await self.send_calendar(update)
+
+    async def press_calendar(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
+        """The button under the advice: the deadlines of the presser's active case, that case only."""
+        assert isinstance(claim, Ics)
+        user_id = sender_of(update).id
+        case = await self.s.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id:
+            return False
+        await answer_query(self.s, update, None)
+        if not await seen(self.s, update):
+            await self.send_calendar(update)
+        return True
+
+    async def send_calendar(self, update: Update) -> None:
+        """The active case's deadlines as an .ics document, with a line saying what it is."""
+        user_id = sender_of(update).id
+        outcome = await self.s.conversation.calendar(user_id, language_code=language_of(update))
+        if not outcome.documents:
+            await self.s.delivery.deliver(update, outcome)
+            return
+        caption = render(outcome.locale, outcome.replies[0].key, **outcome.replies[0].context)
+        bot = self.s.delivery.bot
+        try:
+            for document in outcome.documents:
+                await self.s.sender.call(user_id, "sendDocument", bot.send_document, chat_id=chat_id_of(update),
+                                         document=InputFile(document.content, filename=document.filename),
+                                         caption=caption, parse_mode=ParseMode.HTML)
+        except UserBlocked:
+            pass

@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 from bot.outcome import Outcome
 from bot.storage import CLOSED_STATUSES
 from bot.telegram import render as tg
-from bot.telegram.callback_data import Answer, CallbackData
+from bot.telegram.callback_data import Answer, CallbackData, Timeline
 from bot.telegram.common import (
     ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, seen, sender_of,
 )
@@ -21,6 +21,7 @@ from dialogs.model import Reply
 ENGINE_COMMANDS = {"cancel": "cancel", "back": "back", "skip": "skip", "continue": "resume", "resume": "resume"}
 ANSWER_ECHO_MAX = 120           # a typed answer shown under its question is cut to this many characters
 EVIDENCE_KINDS = ("photo", "document", "video", "voice", "audio")
+FULL_WORDS = ("full", "all", "全部", "完整")     # /status full: the whole timeline
 
 
 def short(text: str, limit: int = ANSWER_ECHO_MAX) -> str:
@@ -36,7 +37,7 @@ class IntakeHandlers:
         return {"start": self.start, "new": self.new, "status": self.status, "help": self.help}
 
     def buttons(self) -> dict[type[CallbackData], ButtonFn]:
-        return {Answer: self.press_answer}
+        return {Answer: self.press_answer, Timeline: self.press_timeline}
 
     # ---- messages -----------------------------------------------------------------------
 
@@ -118,8 +119,23 @@ class IntakeHandlers:
         await self.s.delivery.deliver(update, outcome)
 
     async def status(self, update: Update, args: str) -> None:
-        outcome = await self.s.conversation.status(sender_of(update).id, language_code=language_of(update))
+        """/status: the case on one screen; /status full: the whole timeline and the advice."""
+        full = args.strip().lower() in FULL_WORDS
+        outcome = await self.s.conversation.status(sender_of(update).id, language_code=language_of(update), full=full)
         await self.s.delivery.deliver(update, outcome)
+
+    async def press_timeline(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
+        """/status's button: the whole timeline and the advice of the case it was shown for."""
+        assert isinstance(claim, Timeline)
+        user_id = sender_of(update).id
+        case = await self.s.storage.active_case(user_id)
+        if case is None or case.id != claim.case_id:
+            return False
+        await answer_query(self.s, update, None)
+        if not await seen(self.s, update):
+            await self.s.delivery.deliver(update, await self.s.conversation.status(
+                user_id, language_code=language_of(update), full=True))
+        return True
 
     async def help(self, update: Update, args: str) -> None:
         await self.s.delivery.deliver(update, Outcome(await locale_of(self.s, update), [Reply("help_telegram", {})]))

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # The command menu (bot/telegram_app.py sets it), in its order.
 COMMANDS = ("start", "new", "cases", "status", "resolved", "remind", "timezone", "language", "help", "cancel",
-            "delete", "export", "escalate")
+            "delete", "export", "escalate", "calendar")
 POINTED_MAX = 10_000            # groups remembered (in memory only) as already given the pointer
 
 
