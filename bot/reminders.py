@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 
 # The plan's statuses as case statuses (a paused plan leaves the case's status as it was).
-CASE_STATUS: dict[str, CaseStatus] = {"waiting": "advised", "escalated": "escalated", "resolved": "resolved", "abandoned": "abandoned"}
+CASE_STATUS: dict[str, CaseStatus] = {"waiting": "advised", "escalated": "escalated", "resolved": "resolved",
+                                      "abandoned": "abandoned"}
 # /remind's cadence choices: a fixed delay that repeats; "default" is the configured cadence.
 CADENCES: dict[str, tuple[timedelta, ...]] = {
     "1d": (timedelta(days=1),), "3d": (timedelta(days=3),), "7d": (timedelta(days=7),),

@@ -16,8 +16,8 @@ from bot.storage import postgres, sqlite
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
-    CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, Evidence, Followup, PlanChange, PlannedNudge, TimelineEntry,
-    User, CaseStatus,
+    CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, CaseStatus, Evidence, Followup, PlanChange, PlannedNudge,
+    TimelineEntry, User,
 )
 from bot.storage.schema import MIGRATIONS, TABLES
 from bot.storage.store import Storage
