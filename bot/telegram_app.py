@@ -249,6 +249,7 @@ class TelegramBot:
             except TelegramError as exc:
                 log.warning("setMyCommands failed (the command menu may be out of date): %s", exc)
             await self.app.start()
+            await shell.delivery.sweep()        # replies a crash left undelivered, before any new update
             await self._receive()
         except BaseException:
             await self._shutdown()

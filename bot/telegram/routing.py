@@ -121,6 +121,8 @@ class TelegramShell:
             known = await self.storage.get_user(user.id)
             if known and known.blocked:
                 await self._unblocked(user.id)
+        if chat is not None:
+            await self.delivery.flush(chat.id)     # what a crash or a failed send left, first
 
     async def _unblocked(self, user_id: int) -> None:
         """The user is back: messaged again, and their paused nudges planned again."""
