@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Services", "CommandFn", "ButtonFn", "seen", "mark", "answer_query", "locale_of", "sender_of", "chat_id_of",
            "language_of"]
 
+_answered: set[str] = set()     # callback queries this process has answered (one answer each)
+
 # A command's handler: the update and the text after the command.
 CommandFn = Callable[[Update, str], Awaitable[None]]
 # A button's handler: the update, what its data claims, the label pressed, the message it is on.
@@ -63,8 +65,11 @@ async def mark(services: Services, update: Update) -> Literal["new", "again", "d
 async def answer_query(services: Services, update: Update, notice: str | None) -> None:
     """Stop the button's spinner (with a notice, if any)."""
     query = update.callback_query
-    if query is None:
-        return
+    if query is None or query.id in _answered:
+        return      # answered already, when a busy database failed its first attempt (bot.telegram_app)
+    if len(_answered) >= 10_000:
+        _answered.clear()
+    _answered.add(query.id)
     try:
         await services.sender.call(None, "answerCallbackQuery", query.answer, text=notice)
     except (TelegramError, UserBlocked) as exc:
