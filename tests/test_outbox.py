@@ -36,7 +36,7 @@ async def test_items_are_kept_in_order_per_chat_until_delivered_with_the_ui_stat
     assert (await storage.ui_state(7))["done"] == 100
     items = await storage.outbox.pending(7)
     assert [i.kind for i in items] == ["retire", "send", "send"] and items[1].payload == {"text": "one"}
-    assert await storage.outbox.chats(NOW) == [7, 8]
+    assert await storage.outbox.chats(NOW + timedelta(minutes=5)) == [7, 8]
 
     await storage.outbox.delivered(items[0], NOW)
     await storage.outbox.delivered(items[1], NOW, {"kb": {"id": 4, "html": "one", "q": True}})
