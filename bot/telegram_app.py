@@ -37,11 +37,13 @@ from bot.telegram.limiter import SharedLimiter
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from dialogs.graph import load as load_graph
-from messages import plain, render
+from messages import locale_from, plain, render
 
 log = logging.getLogger("bot.telegram")
 EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
 POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
+BUSY_WAIT = 30.0           # seconds a turn waits out a busy database before the user is told
+BUSY_PAUSE_FIRST, BUSY_PAUSE_MAX = 0.2, 4.0     # between attempts, doubling
 _TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
 
 
@@ -201,7 +203,7 @@ class TelegramBot:
 
     def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None,
                  poll_timeout: float = POLL_TIMEOUT, on_update_done: Callable[[object], None] | None = None,
-                 dispatch_followups: bool = True):
+                 dispatch_followups: bool = True, busy_wait: float = BUSY_WAIT):
         """`dispatch_followups=False`: nudges are planned and stored but not sent (tests of other
         things, which must not depend on the calendar; `refund-advisor run` always sends them)."""
         if not config.token:
@@ -212,6 +214,9 @@ class TelegramBot:
         self.poll_timeout = poll_timeout
         self.on_update_done = on_update_done
         self.dispatch_followups = dispatch_followups
+        self.busy_wait = busy_wait
+        self._told_busy: set[int] = set()      # updates whose user was told their answer is kept
+        self._sender: Sender | None = None
         self.storage: Storage | None = None
         self.app: Application | None = None
         self.dispatcher: Dispatcher | None = None
@@ -226,7 +231,7 @@ class TelegramBot:
             reminders = Reminders(self.storage, load_graph(), cadence=self.config.followup,
                                   quiet_hours=self.config.quiet_hours, clock=self.clock)
             conversation = Conversation(self.storage, clock=self.clock, reminders=reminders)
-            sender = Sender(self.storage, clock=self.clock)
+            sender = self._sender = Sender(self.storage, clock=self.clock)
             # Nudges: fewer retries in place (a row is simply retried later), the same bot and limiter.
             self.dispatcher = Dispatcher(self.storage, reminders, Sender(self.storage, attempts=3, clock=self.clock),
                                          clock=self.clock)
@@ -249,6 +254,7 @@ class TelegramBot:
             except TelegramError as exc:
                 log.warning("setMyCommands failed (the command menu may be out of date): %s", exc)
             await self.app.start()
+            await shell.delivery.sweep()        # replies a crash left undelivered, before any new update
             await self._receive()
         except BaseException:
             await self._shutdown()
@@ -283,13 +289,53 @@ class TelegramBot:
 
     async def process(self, update: Update) -> str:
         """One update through the Application (its user's updates in order, then `on_update_done`);
-        what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON."""
+        what it is worth to Telegram (bot.telegram.acks): OK, RETRY or POISON.
+
+        A busy or locked database is waited out: the update is tried again, with pauses, for up to
+        `busy_wait` seconds (a button's spinner is stopped at the first failure, routing.error).
+        Past that the user is told once that their message is kept and will be applied, and the
+        update is left to be delivered again (RETRY): it is applied when the database can be written."""
         app = self.application
-        try:
-            await app.update_processor.process_update(update, app.process_update(update))
-        except Exception as exc:        # the Application's error handlers did not even see it
-            await self.acks.on_error(update, _Failed(exc))
+        loop = asyncio.get_running_loop()
+        started, pause = loop.time(), BUSY_PAUSE_FIRST
+        while True:
+            try:
+                await app.update_processor.process_update(update, app.process_update(update))
+            except Exception as exc:        # the Application's error handlers did not even see it
+                await self.acks.on_error(update, _Failed(exc))
+            failure = self.acks.database_failure(update.update_id)
+            if failure is None:
+                self._told_busy.discard(update.update_id)
+                break
+            if loop.time() - started + pause > self.busy_wait:
+                await self.acks.on_error(update, _Failed(failure))
+                await self._tell_kept(update, failure)
+                break
+            log.info("update %d: the database is busy (%s); trying again in %.1f s",
+                     update.update_id, failure, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BUSY_PAUSE_MAX)
         return self.acks.verdict(update.update_id)
+
+    async def _tell_kept(self, update: Update, failure: BaseException) -> None:
+        """The database stayed busy past the wait: one WARNING for the operator, and (once an
+        update) a word to the user that their message is kept; nothing else is read or written."""
+        where = self.storage.path if self.storage is not None else "?"
+        log.warning("database %s could not be written for %.0f s (%s); update %d left to be delivered again",
+                    where, self.busy_wait, failure, update.update_id)
+        chat, user = update.effective_chat, update.effective_user
+        if (update.update_id in self._told_busy or chat is None or chat.type != "private"
+                or self._sender is None or not (update.message or update.callback_query)):
+            return
+        if len(self._told_busy) > 10_000:
+            self._told_busy.clear()
+        self._told_busy.add(update.update_id)
+        locale = locale_from(user.language_code if user else None)
+        try:
+            await self._sender.call(None, "sendMessage", self.application.bot.send_message, chat_id=chat.id,
+                                    text=render(locale, "db_busy"), parse_mode="HTML")
+        except Exception as exc:     # the notice is a courtesy: the update is delivered again anyway
+            log.info("could not tell the user their message is kept: %s", exc)
 
     async def _post_init(self, app: Application) -> None:
         if not self.dispatch_followups or self.dispatcher is None:

@@ -31,7 +31,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
 
 async def fill(path: str) -> None:
     """Some of everything: users (one blocked, one with a 2**40 Telegram id), cases in several
-    states, a timeline, evidence, follow-ups sent, pending and failed, processed updates."""
+    states, a timeline, evidence, follow-ups sent, pending and failed, processed updates, a reply not yet delivered."""
     s = await Storage.open(path)
     try:
         for uid in (1, 2, 2**40 + 3):
@@ -49,6 +49,7 @@ async def fill(path: str) -> None:
         await s.queue.followup_failed([_[0].id], NOW, "Forbidden")
         await s.create_case(1, {"node": "jurisdiction", "slots": {}}, NOW)       # a second case, in intake
         await s.mark_update(99, None, NOW)
+        await s.outbox.put(1, 1, 100, [("send", {"text": "<b>owed</b> 退款"})], None, NOW)     # left by a crash
         await s.block_user(2**40 + 3, NOW)
     finally:
         await s.close()
@@ -64,7 +65,7 @@ async def test_a_round_trip_keeps_every_row(db_url, tmp_path):
     code, out, err = await cli("copy-db", original, db_url)
     assert (code, err) == (0, ""), err
     assert re.search(r"users +3 rows", out) and re.search(r"case_events +\d+ rows", out)
-    assert "33 rows, every table's count checked" in out
+    assert "34 rows, every table's count checked" in out
     code, out, err = await cli("copy-db", db_url, back)
     assert (code, err) == (0, ""), err
     before, after = await dump(original), await dump(back)

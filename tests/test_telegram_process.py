@@ -125,3 +125,40 @@ def test_an_unusable_database_exits_2(tmp_path):
         done = subprocess.run(EXE, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "junk.db" in done.stderr and TOKEN not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_database_that_cannot_be_written_exits_2_with_one_line_and_health_says_so(tmp_path):
+    """A read-only database file (issue 15): one line naming the file and the cause, exit 2."""
+    import shutil
+    import tempfile
+    outside = Path(tempfile.mkdtemp(prefix="refund-advisor-ro-"))       # a folder anyone may enter
+    folder = outside / "ro"
+    folder.mkdir()
+    db = folder / "bot.db"
+    subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "--db", str(db)], cwd=ROOT, check=True,
+                   capture_output=True)
+    db.chmod(0o444)
+    for p in (outside, folder):
+        p.chmod(0o777)
+    as_other: list[str] = []
+    if os.geteuid() == 0:       # root writes whatever the mode says: run as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        as_other = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    with BotApiEmulator(token=TOKEN) as emu:
+        env = {**os.environ, "TELEGRAM_API_BASE_URL": emu.base_url, "REFUND_ADVISOR_DB": str(db),
+               "TELEGRAM_BOT_TOKEN": TOKEN}
+        env.pop("TELEGRAM_WEBHOOK_URL", None)
+        done = subprocess.run(as_other + EXE, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+        health = subprocess.run(as_other + [sys.executable, "-m", "bot.cli", "health"], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=30)
+        # A folder this user may not even enter: the same, with that cause.
+        outside.chmod(0o700)
+        hidden = subprocess.run(as_other + EXE, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    shutil.rmtree(outside)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert str(db) in lines[0] and "readonly" in lines[0] and TOKEN not in done.stderr
+    assert health.returncode == 1 and "readonly" in health.stderr
+    assert hidden.returncode == 2 and len(hidden.stderr.strip().splitlines()) == 1, hidden.stderr
+    assert "Permission denied" in hidden.stderr

@@ -3,6 +3,7 @@ for both; the schema versioned and migrated at open. One purpose a file:
 
 - `store.py`       Storage: users, cases, turns, timelines, evidence, erasure (what answers a user)
 - `queue.py`       FollowupQueue (`Storage.queue`): the nudge rows the dispatcher claims and records
+- `outbox.py`      Outbox (`Storage.outbox`): what a turn sends, written before it is sent (issue 15)
 - `plans.py`       writing a reminder plan's change with the turn that caused it
 - `records.py`     the rows handed out and the changes taken, and their columns
 - `schema.py`      the migrations and the tables
@@ -14,6 +15,7 @@ The names below are the storage's public face: the rest of bot/ imports them fro
 """
 from bot.storage import postgres, sqlite
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
+from bot.storage.outbox import Outbox, OutboxItem
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
     CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, CaseStatus, Evidence, Followup, PlanChange, PlannedNudge,
@@ -29,5 +31,5 @@ __all__ = [
     "AlreadyDone", "Refused", "StaleTurn", "StorageError", "CLAIM_LEASE", "FollowupQueue", "CASE_STATUSES",
     "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "PlannedNudge", "TimelineEntry",
     "User", "CaseStatus",
-    "MIGRATIONS", "TABLES", "Storage", "TRANSIENT_DATABASE_ERRORS",
+    "MIGRATIONS", "TABLES", "Outbox", "OutboxItem", "Storage", "TRANSIENT_DATABASE_ERRORS",
 ]

@@ -102,11 +102,26 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX followups_case;
     CREATE INDEX cases_unplanned ON cases(id) WHERE plan IS NULL AND status IN ('advised', 'escalated');
     """,
+    # 4: the outbox (issue 15). What a turn sends (a message part, an edit retiring a keyboard) is
+    # written here, with the user's ui_state, before any of it is sent; the sender deletes each row
+    # once Telegram has it. Rows left by a crash are sent first, in id order, per chat.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER,
+        chat_id INTEGER NOT NULL,
+        update_id INTEGER,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_chat ON outbox(chat_id, id);
+    """,
 )
 
 # Every table, in an order their foreign keys accept, with the column that orders its rows (copy-db).
 TABLES = (("users", "id"), ("cases", "id"), ("case_events", "id"), ("dialog_state", "user_id"),
-          ("followups", "id"), ("evidence", "id"), ("processed_updates", "update_id"))
+          ("followups", "id"), ("evidence", "id"), ("processed_updates", "update_id"), ("outbox", "id"))
 
 
 def postgres_ddl(script: str) -> str:

@@ -37,8 +37,12 @@ class SqliteBackend:
     @classmethod
     async def open(cls, path: str) -> "SqliteBackend":
         if path != ":memory:":
-            parent = Path(path).expanduser().resolve().parent
-            if not parent.is_dir():
+            try:
+                parent = Path(path).expanduser().resolve().parent
+                exists = parent.is_dir()
+            except OSError as exc:      # a folder on the way that this user may not enter
+                raise StorageError(f"cannot open database {path}: {exc.strerror or exc}") from exc
+            if not exists:
                 raise StorageError(f"cannot open database {path}: folder {parent} does not exist")
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -112,6 +116,9 @@ class SqliteBackend:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump is part of the same script.
             await self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        # A file that can be read but not written (a read-only file or folder, a full disk) fails
+        # here, at start, with its cause, not at the first user's turn.
+        await self._db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     async def columns(self, table: str) -> list[str]:
         return [r[1] for r in await self.fetchall(f"PRAGMA table_info({table})")]

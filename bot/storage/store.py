@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from bot.storage.pgsession import is_postgres
 from bot.storage.backend import Backend
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn
+from bot.storage.outbox import Outbox
 from bot.storage.plans import apply_change, replace_followups
 from bot.storage.postgres import PostgresBackend
 from bot.storage.queue import FollowupQueue
@@ -34,6 +35,7 @@ class Storage:
     def __init__(self, backend: Backend):
         self._db = backend
         self.queue = FollowupQueue(backend)
+        self.outbox = Outbox(backend)
 
     @classmethod
     async def open(cls, path: str | Path) -> "Storage":
@@ -351,6 +353,7 @@ class Storage:
             await self._db.execute("DELETE FROM dialog_state WHERE user_id = ?", (user_id,))
             await self._db.execute("DELETE FROM cases WHERE user_id = ?", (user_id,))
             await self._db.execute("DELETE FROM processed_updates WHERE user_id = ?", (user_id,))
+            await self._db.execute("DELETE FROM outbox WHERE user_id = ?", (user_id,))
             await self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
     async def count_rows(self, user_id: int) -> int:
@@ -362,6 +365,7 @@ class Storage:
             "SELECT COUNT(*) FROM dialog_state WHERE user_id = ?",
             "SELECT COUNT(*) FROM followups WHERE user_id = ?",
             "SELECT COUNT(*) FROM processed_updates WHERE user_id = ?",
+            "SELECT COUNT(*) FROM outbox WHERE user_id = ?",
             "SELECT COUNT(*) FROM case_events e JOIN cases c ON c.id = e.case_id WHERE c.user_id = ?",
             "SELECT COUNT(*) FROM evidence e JOIN cases c ON c.id = e.case_id WHERE c.user_id = ?",
         ):

@@ -50,6 +50,14 @@ class Acks:
         if isinstance(update, Update):
             self._errors[update.update_id] = context.error
 
+    def database_failure(self, update_id: int) -> BaseException | None:
+        """The update failed because the database is busy or unreachable (and may succeed if tried
+        again in a moment): that failure, forgotten so that the update can be tried again."""
+        error = self._errors.get(update_id)
+        if error is not None and isinstance(error, TRANSIENT_DATABASE_ERRORS):
+            return self._errors.pop(update_id)
+        return None
+
     def verdict(self, update_id: int) -> str:
         error = self._errors.pop(update_id, None)
         if error is None:

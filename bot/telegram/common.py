@@ -4,7 +4,7 @@ acted on already, answer the button's spinner)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Awaitable, Callable, Literal
 
@@ -42,6 +42,7 @@ class Services:
     reminders: Reminders | None           # None: no reminders (the /remind and nudge buttons answer stale)
     remind_commands: RemindCommands | None
     escalation: Escalation
+    answered: set[str] = field(default_factory=set)     # callback queries answered (one answer each)
 
 
 async def seen(services: Services, update: Update) -> bool:
@@ -63,8 +64,11 @@ async def mark(services: Services, update: Update) -> Literal["new", "again", "d
 async def answer_query(services: Services, update: Update, notice: str | None) -> None:
     """Stop the button's spinner (with a notice, if any)."""
     query = update.callback_query
-    if query is None:
-        return
+    if query is None or query.id in services.answered:
+        return      # answered already, when a busy database failed its first attempt (bot.telegram_app)
+    if len(services.answered) >= 10_000:
+        services.answered.clear()
+    services.answered.add(query.id)
     try:
         await services.sender.call(None, "answerCallbackQuery", query.answer, text=notice)
     except (TelegramError, UserBlocked) as exc:

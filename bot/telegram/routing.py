@@ -26,7 +26,7 @@ from bot.escalation import Escalation
 from bot.outcome import Outcome
 from bot.remind_commands import RemindCommands
 from bot.reminders import Reminders
-from bot.storage import Storage
+from bot.storage import TRANSIENT_DATABASE_ERRORS, Storage
 from bot.telegram import callback_data, render as tg
 from bot.telegram.account import AccountHandlers
 from bot.telegram.acks import transient
@@ -121,6 +121,8 @@ class TelegramShell:
             known = await self.storage.get_user(user.id)
             if known and known.blocked:
                 await self._unblocked(user.id)
+        if chat is not None:
+            await self.delivery.flush(chat.id)     # what a crash or a failed send left, first
 
     async def _unblocked(self, user_id: int) -> None:
         """The user is back: messaged again, and their paused nudges planned again."""
@@ -237,8 +239,14 @@ class TelegramShell:
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if transient(context.error):
-            # The Bot API or the database failing: the update is delivered again (bot.telegram.acks).
-            log.warning("could not finish an update: %s", type(context.error).__name__)
+            # The Bot API or the database failing: the update is tried again (bot.telegram_app) or
+            # delivered again (bot.telegram.acks). A button's spinner stops meanwhile.
+            if isinstance(context.error, TRANSIENT_DATABASE_ERRORS):
+                log.info("could not finish an update yet, the database is busy: %s", context.error)
+            else:
+                log.warning("could not finish an update: %s", type(context.error).__name__)
+            if isinstance(update, Update) and update.callback_query:
+                await answer_query(self.services, update, None)
             return
         log.error("error while handling an update", exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None \

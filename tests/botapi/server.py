@@ -197,6 +197,7 @@ class BotApiEmulator:
         self._next_target = 0
 
         self._faults: list[_Fault] = []
+        self._holds: list[list[Any]] = []      # [method, remaining, release event, calls held so far]
         self._rate_per_second: int | None = None
         self._rate_per_chat: float | None = None
         self._rate_window: deque[float] = deque()
@@ -228,6 +229,8 @@ class BotApiEmulator:
             return
         with self._cond:
             self._stopping = True
+            for entry in self._holds:
+                entry[2].set()
             self._cond.notify_all()
         server.shutdown()
         server.close_connections()
@@ -294,6 +297,27 @@ class BotApiEmulator:
         """Close the connection without answering the next `count` calls (a network error)."""
         with self._cond:
             self._faults.append(_Fault(self._canonical(method), 0, "", None, count, drop=True))
+
+    def hold_next(self, method: str, count: int = 1) -> tuple[threading.Event, Callable[[], int]]:
+        """Keep the next `count` calls of `method` unanswered until the returned event is set; then
+        their connections are closed without an answer and the calls have no effect: requests in
+        flight when the bot dies. Also returns a function telling how many calls are held so far."""
+        release = threading.Event()
+        entry: list[Any] = [method, count, release, 0]
+        with self._cond:
+            self._holds.append(entry)
+        return release, lambda: entry[3]
+
+    def _held(self, path: str) -> threading.Event | None:
+        method = path.rsplit("/", 1)[-1].lower()
+        with self._cond:
+            for entry in self._holds:
+                if entry[0].lower() == method and entry[1] > 0:
+                    entry[1] -= 1
+                    entry[3] += 1
+                    self._cond.notify_all()
+                    return entry[2]
+        return None
 
     def clear_faults(self) -> None:
         with self._cond:
@@ -563,6 +587,10 @@ class BotApiEmulator:
         """(status, JSON body) for a request to `path`, or None to drop the connection."""
         if self.latency:
             time.sleep(self.latency)
+        release = self._held(path) if self._holds else None
+        if release is not None:
+            release.wait(60)
+            return None
         m = re.fullmatch(r"/bot([^/]*)/([^/]*)", path)
         if not m:
             return 404, _json({"ok": False, "error_code": 404, "description": "Not Found"})
