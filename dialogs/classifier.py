@@ -234,6 +234,9 @@ def _aligned(text: str) -> tuple[str, list[int]]:
     """The text as the model reads it, character by character (NFKC, Simplified, lower case),
     and for each character of that form the position of the one it came from."""
     simplified = same_length_simplified(text)
+    whole = unicodedata.normalize("NFKC", simplified).lower().replace("\u2019", "'")
+    if len(whole) == len(simplified):       # nearly always: every character stays one character
+        return whole, list(range(len(whole)))
     out: list[str] = []
     origin: list[int] = []
     for i, c in enumerate(simplified):
@@ -244,19 +247,45 @@ def _aligned(text: str) -> tuple[str, list[int]]:
 
 
 def _span_of(norm: str, feature: str) -> tuple[int, int] | None:
+    """Where a feature of the model occurs in the normalised text (plain searches: a regular
+    expression per feature would be compiled anew for most stories)."""
     kind, _, body = feature.partition(":")
     if kind == "z":
         at = norm.find(body)
         return (at, at + len(body)) if at >= 0 else None
-    if kind == "g":
-        body = body.strip("<>")
-        if not body:
+    if kind == "g":                 # a piece of a word: the whole word
+        piece = body.strip("<>")
+        at = norm.find(piece) if piece else -1
+        if at < 0:
             return None
-        m = re.search(rf"[a-z0-9']*{re.escape(body)}[a-z0-9']*", norm)
-        return m.span() if m else None
-    words = r"\s+".join(re.escape(w) for w in body.split())
-    m = re.search(rf"(?<![a-z0-9']){words}(?![a-z0-9'])", norm)
-    return m.span() if m else None
+        lo, hi = at, at + len(piece)
+        while lo > 0 and _word_char(norm[lo - 1]):
+            lo -= 1
+        while hi < len(norm) and _word_char(norm[hi]):
+            hi += 1
+        return lo, hi
+    words = body.split()            # a word or two, whole, with any spaces between
+    at = 0
+    while True:
+        at = norm.find(words[0], at)
+        if at < 0:
+            return None
+        end = at + len(words[0])
+        for word in words[1:]:
+            gap = end
+            while gap < len(norm) and norm[gap].isspace():
+                gap += 1
+            end = gap + len(word) if gap > end and norm.startswith(word, gap) else -1
+            if end < 0:
+                break
+        if end >= 0 and (at == 0 or not _word_char(norm[at - 1])) and \
+                (end == len(norm) or not _word_char(norm[end])):
+            return at, end
+        at += 1
+
+
+def _word_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c == "'")
 
 
 def _widen(norm: str, start: int, end: int) -> tuple[int, int]:
