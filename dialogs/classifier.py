@@ -13,13 +13,17 @@ Two halves, combined as written here and in `rules/categories.yaml` (settings.co
   probability p(c); it knows how real people word things;
 - the phrase rules (`dialogs/phrase_rules.py`) score the text's known phrases and the user's
   answers, R(c) >= 0, and raise red flags.
-Mode "both" (what the advisor uses): the probabilities are softmax(log p(c) + w * R(c)), with w
-= `combine.rule_weight`; without text the model has nothing to say and R alone decides (a
-button the user pressed moves the answer by w * its weight). A red flag (a fee demanded before
-a payout, and the like) puts its category on top with at least `combine.red_flag_floor`.
-Nothing found at all: `fallback` (category "other", low confidence). The confidence is the top
-probability. Signals quote the rules' evidence for the chosen category, or, when the rules
-found none, the user's words behind the model's strongest features.
+Mode "both" (what the advisor uses): the probabilities are softmax(log p(c) + w * Rtext(c) +
+a * Ranswers(c)), with w = `combine.rule_weight` for what the rules found in the words and
+a = `combine.answer_weight` for the answers the user gave (a pressed button weighs more than a
+guess from words); without text the model has nothing to say and R alone decides. A red flag (a
+fee demanded before a payout, and the like) puts its category on top with at least
+`combine.red_flag_floor`; no category is ever more than `confidence.max` sure; the model alone
+(no rule or answer for it) calls a story a withdrawal scam only at `combine.scam_alone` or more,
+else the next reading is given. Nothing found at all: `fallback` (category "other", low
+confidence). The confidence is the top probability. Signals quote the rules' evidence for the
+chosen category, or, when the rules found none, the user's words behind the model's strongest
+features.
 Modes "rules" (the rules alone, as before the model) and "model" (the model alone, answers
 ignored) exist to measure each half (`refund-advisor eval`).
 """
@@ -100,7 +104,8 @@ def classify(slots: Mapping[str, Any] | None, text: str = "", ignore: Iterable[s
     a Classification is immutable, and its probabilities are only read."""
     slots = slots if isinstance(slots, Mapping) else {}
     ignore = tuple(sorted(set(ignore)))
-    key = (repr(slots), text, ignore, mode, model)     # the same answers in another order: only a miss
+    # The same answers in another order: only a miss. A text that is not a string: by its repr.
+    key = (repr(slots), text if isinstance(text, str) else repr(text), ignore, mode, model)
     found = _CACHE.get(key)
     if found is None:
         if len(_CACHE) >= _CACHE_SIZE:
