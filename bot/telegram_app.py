@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import signal
 import sys
-import warnings
 from datetime import datetime
 from typing import Callable
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor
-from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config, ConfigError
 from bot.conversation import Conversation
 from bot.dispatcher import Dispatcher
+from bot.logs import configure_logging, protect_token, scrub
 from bot.polling import Poller
 from bot.reminders import Reminders
 from bot.storage import Storage
@@ -44,73 +42,6 @@ EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2
 POLL_TIMEOUT = 10          # seconds a getUpdates call waits for updates
 BUSY_WAIT = 30.0           # seconds a turn waits out a busy database before the user is told
 BUSY_PAUSE_FIRST, BUSY_PAUSE_MAX = 0.2, 4.0     # between attempts, doubling
-_TOKEN_SHAPE = re.compile(r"\b\d{3,}:[A-Za-z0-9_-]{20,}\b")
-
-
-# ---- keeping the token out of every log line -------------------------------------------------
-
-class _Scrubber:
-    def __init__(self) -> None:
-        self.secrets: set[str] = set()
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "<token>")
-        return _TOKEN_SHAPE.sub("<token>", text)
-
-
-scrub = _Scrubber()
-_factory_installed = False
-
-
-def _install_record_factory() -> None:
-    """Every log record, from any library, has the token replaced in its message."""
-    global _factory_installed
-    if _factory_installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:         # a malformed record: leave it to logging's own error path
-            return record
-        cleaned = scrub(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, None
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _factory_installed = True
-
-
-class _ScrubbingFormatter(logging.Formatter):
-    """Tracebacks too (exception texts may quote URLs with the token)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
-
-
-def protect_token(token: str) -> None:
-    scrub.secrets.add(token)
-    _install_record_factory()
-    # httpx logs every request URL (which holds the token) at INFO.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def configure_logging(token: str | None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # python-telegram-bot warns about its own RetryAfter.retry_after type change on every 429.
-    warnings.filterwarnings("ignore", message=r".*`retry_after` will be of type", category=PTBDeprecationWarning)
-    if token:
-        protect_token(token)
 
 
 # ---- the application ---------------------------------------------------------------------------

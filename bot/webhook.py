@@ -46,7 +46,8 @@ from bot.config import HEALTH_PATH, Config, ConfigError, WebhookConfig
 from bot.health import probe
 from bot.telegram.acks import RETRY
 from bot.telegram.sender import Sender
-from bot.telegram_app import TelegramBot, protect_token, run
+from bot.logs import protect_token
+from bot.telegram_app import TelegramBot, run
 from bot.webserver import BODY_TIMEOUT, HEADER_TIMEOUT, GuardedServer, Refusals, client_address, connection_cap, raise_open_file_limit
 
 log = logging.getLogger("bot.webhook")
