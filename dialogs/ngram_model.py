@@ -61,12 +61,6 @@ class NgramModel:
         weights = table[:, 1:]
         return index, table[:, 0].copy(), weights.copy(), weights - weights.mean(axis=1, keepdims=True)
 
-    def vector(self, text: str) -> dict[str, float]:
-        """The text's tf-idf vector over the model's features, of unit length."""
-        rows, values = _vector(self, text)
-        features = list(self.weights)
-        return {features[r]: float(v) for r, v in zip(rows.tolist(), values.tolist())}
-
     def scores(self, text: str) -> list[float]:
         rows, values = _vector(self, text)
         weights = self._arrays[2]
