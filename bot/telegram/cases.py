@@ -8,7 +8,7 @@ from telegram.constants import ParseMode
 from bot.storage import CLOSED_STATUSES
 from bot.telegram.callback_data import CallbackData, CaseOutcome, Ics, SwitchCase
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, chat_id_of, language_of, seen, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, chat_id_of, language_of, on_active_case, seen, sender_of,
 )
 from bot.telegram.sender import UserBlocked
 from messages import render
@@ -69,14 +69,10 @@ class CaseHandlers:
     async def press_calendar(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
         """The button under the advice: the deadlines of the presser's active case, that case only."""
         assert isinstance(claim, Ics)
-        user_id = sender_of(update).id
-        case = await self.s.storage.active_case(user_id)
-        if case is None or case.id != claim.case_id:
-            return False
-        await answer_query(self.s, update, None)
-        if not await seen(self.s, update):
+
+        async def send(user_id: int) -> None:
             await self.send_calendar(update)
-        return True
+        return await on_active_case(self.s, update, claim.case_id, send)
 
     async def send_calendar(self, update: Update) -> None:
         """The active case's deadlines as an .ics document, with a line saying what it is."""

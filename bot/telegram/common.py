@@ -61,6 +61,21 @@ async def mark(services: Services, update: Update) -> Literal["new", "again", "d
     return "again"
 
 
+async def on_active_case(services: Services, update: Update, case_id: int,
+                         act: Callable[[int], Awaitable[None]]) -> bool:
+    """A button shown for one case (the timeline, the calendar file): False when that case is
+    not the presser's active one (the press is refused); else the spinner stops and `act` runs
+    with the presser's id, unless this press was acted on already."""
+    user_id = sender_of(update).id
+    case = await services.storage.active_case(user_id)
+    if case is None or case.id != case_id:
+        return False
+    await answer_query(services, update, None)
+    if not await seen(services, update):
+        await act(user_id)
+    return True
+
+
 async def answer_query(services: Services, update: Update, notice: str | None) -> None:
     """Stop the button's spinner (with a notice, if any)."""
     query = update.callback_query

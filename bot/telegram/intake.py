@@ -11,7 +11,7 @@ from bot.storage import CLOSED_STATUSES
 from bot.telegram import render as tg
 from bot.telegram.callback_data import Answer, CallbackData, Timeline
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, seen, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, on_active_case, seen, sender_of,
 )
 from dialogs import engine
 from dialogs.engine import Command, DialogState, Press, Text
@@ -127,15 +127,11 @@ class IntakeHandlers:
     async def press_timeline(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
         """/status's button: the whole timeline and the advice of the case it was shown for."""
         assert isinstance(claim, Timeline)
-        user_id = sender_of(update).id
-        case = await self.s.storage.active_case(user_id)
-        if case is None or case.id != claim.case_id:
-            return False
-        await answer_query(self.s, update, None)
-        if not await seen(self.s, update):
+
+        async def show(user_id: int) -> None:
             await self.s.delivery.deliver(update, await self.s.conversation.status(
                 user_id, language_code=language_of(update), full=True))
-        return True
+        return await on_active_case(self.s, update, claim.case_id, show)
 
     async def help(self, update: Update, args: str) -> None:
         await self.s.delivery.deliver(update, Outcome(await locale_of(self.s, update), [Reply("help_telegram", {})]))
