@@ -9,9 +9,9 @@ import json
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from bot.outcome import Document, Outcome
+from bot.outcome import Document, Outcome, ReplyTo, outbox_row
 from bot.reminders import Reminders, with_slots
-from bot.storage import AlreadyDone, Case, StaleTurn, Storage, User
+from bot.storage import AlreadyDone, Case, OutboxRow, StaleTurn, Storage, User
 from dialogs import engine, timeline
 from dialogs.advice import advise, case_context
 from dialogs.engine import Command, DialogState, Event, Press, Text
@@ -74,8 +74,9 @@ class Conversation:
     # ---- turns --------------------------------------------------------------------------
 
     async def handle(self, user_id: int, event: Event, *, language_code: str | None = None,
-                     update_id: int | None = None) -> Outcome:
-        """Feed one event to the user's active case (made if there is none)."""
+                     update_id: int | None = None, reply_to: ReplyTo | None = None) -> Outcome:
+        """Feed one event to the user's active case (made if there is none). `reply_to`: the
+        turn's replies are written to the outbox in the turn's own transaction (`queued`)."""
         locale = await self.locale(user_id, language_code)
         case = await self.storage.active_case(user_id)
         if case is None:
@@ -87,13 +88,14 @@ class Conversation:
                 return Outcome(locale, [engine.ask(self.graph, DialogState.from_dict(case.dialog))], case.id)
         for _ in range(_TURN_ATTEMPTS - 1):
             try:
-                return await self._step(user_id, case, event, locale, update_id)
+                return await self._step(user_id, case, event, locale, update_id, reply_to)
             except StaleTurn:
                 # Another instance answered this user meanwhile: the turn again, from where it left the case.
                 case = await self.storage.get_case(user_id, case.id) or case
-        return await self._step(user_id, case, event, locale, update_id)
+        return await self._step(user_id, case, event, locale, update_id, reply_to)
 
-    async def _step(self, user_id: int, case: Case, event: Event, locale: str, update_id: int | None) -> Outcome:
+    async def _step(self, user_id: int, case: Case, event: Event, locale: str, update_id: int | None,
+                    reply_to: ReplyTo | None) -> Outcome:
         user = await self.storage.get_user(user_id)
         now = self._now().astimezone(self.zone(user, case))
         state = DialogState.from_dict(case.dialog)
@@ -106,24 +108,31 @@ class Conversation:
         if status == "advised" and self.reminders is not None:
             # The end of the intake: the case's reminders start, written with this turn.
             change = self.reminders.start(user, with_slots(case, result.state.slots, category), str(category), now)
+        # A typed answer was taken when the case moved on from the question it answered.
+        outcome = Outcome(locale, list(result.replies), case.id,
+                          answered=result.state.node != state.node or result.state.pending != state.pending)
+        fresh = engine.start(self.graph).to_dict() if any(e.kind == "new_case" for e in result.effects) else None
+
+        def replies(opened: int | None) -> OutboxRow | None:
+            """Called inside the turn's transaction: the new case's first question added, and the
+            replies written down with the turn."""
+            if opened is not None and fresh is not None:
+                outcome.case_id = opened
+                outcome.replies += [Reply("case_opened", {"case_id": opened}),
+                                    engine.ask(self.graph, DialogState.from_dict(fresh))]
+            if reply_to is None:
+                return None
+            outcome.queued = True
+            return outbox_row(user_id, outcome, reply_to)
         try:
             await self.storage.save_turn(
                 user_id, case.id, result.state.to_dict(), (_event_record(event), *result.events), now,
                 status=status, category=category, confidence=confidence, update_id=update_id, change=change,
-                read=case.dialog)
+                read=case.dialog, fresh=fresh, outbox=replies)
         except AlreadyDone:
             return Outcome.nothing(locale)
         if change is not None and self.reminders is not None:
             self.reminders.scheduled(change.nudges)
-        # A typed answer was taken when the case moved on from the question it answered.
-        outcome = Outcome(locale, list(result.replies), case.id,
-                          answered=result.state.node != state.node or result.state.pending != state.pending)
-        for effect in result.effects:
-            if effect.kind == "new_case":
-                fresh = await self._new_case(user_id)
-                outcome.case_id = fresh.id
-                outcome.replies.append(Reply("case_opened", {"case_id": fresh.id}))
-                outcome.replies.append(engine.ask(self.graph, DialogState.from_dict(fresh.dialog)))
         return outcome
 
     # ---- commands -----------------------------------------------------------------------
@@ -214,8 +223,8 @@ class Conversation:
         content, count = self.calendar_file(locale, [(case.id, view)])
         if content is None:
             return Outcome(locale, [Reply("calendar.none", {"case_id": case.id})], case.id)
-        return Outcome(locale, [Reply("calendar.sent", {"case_id": case.id, "count": count, "zone": view["zone_name"]})],
-                       case.id, documents=[Document(f"refund-advisor-case-{case.id}.ics", content, "calendar.sent")])
+        said = Reply("calendar.sent", {"case_id": case.id, "count": count, "zone": view["zone_name"]})
+        return Outcome(locale, [said], case.id, documents=[Document(f"refund-advisor-case-{case.id}.ics", content, said)])
 
     def calendar_file(self, locale: str, views: list[tuple[int, dict[str, Any]]]) -> tuple[bytes | None, int]:
         """The deadlines ahead of these cases (id, case_view) as one .ics, and how many; None if none."""

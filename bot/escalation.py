@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from bot.conversation import Conversation
-from bot.outcome import Document, Outcome
+from bot.outcome import Document, Outcome, ReplyTo, outbox_row
 from bot.reminders import Reminders
-from bot.storage import CLOSED_STATUSES, AlreadyDone, Case, PlanChange, Refused, Storage, User
+from bot.storage import CLOSED_STATUSES, AlreadyDone, Case, OutboxRow, PlanChange, Refused, Storage, User
 from dialogs import engine
 from dialogs.complaint import draft as complaint_draft, needed, recipients
 from dialogs.followup import apply_answer
@@ -78,9 +78,10 @@ class Escalation:
         return Outcome(locale, [reply], case.id)
 
     async def draft(self, user_id: int, locale: str, case: Case, recipient: str, letter: str, origin: str,
-                    update_id: int) -> Outcome | None:
+                    update_id: int, reply_to: ReplyTo | None = None) -> Outcome | None:
         """The draft, recorded on the timeline once (a redelivered press: Outcome.nothing). None if
-        no draft can be made for this recipient."""
+        no draft can be made for this recipient. `reply_to`: the draft is written to the outbox with
+        the record (`queued`)."""
         user = await self.storage.get_user(user_id)
         now = self.clock()
         slots, category, rung = self.stage(case)
@@ -92,17 +93,21 @@ class Escalation:
         except ValueError:
             return None
         message, text, markdown = render_draft(made)
-        if not await self._record(user_id, case.id, recipient, letter, origin, now, update_id):
-            return Outcome.nothing(locale)
         stem = f"complaint-{case.id}-{recipient}-{letter}"
         documents = [Document(f"{stem}.txt", text.encode("utf-8"), "escalate.caption_txt"),
                      Document(f"{stem}.md", markdown.encode("utf-8"), "escalate.caption_md")]
-        return Outcome(locale, [Reply("escalate.recorded", {})], case.id, letter=message, documents=documents)
+        outcome = Outcome(locale, [Reply("escalate.recorded", {})], case.id, letter=message, documents=documents,
+                          queued=reply_to is not None)
+        row = outbox_row(user_id, outcome, reply_to) if reply_to is not None else None
+        recorded = await self._record(user_id, case.id, recipient, letter, origin, now, update_id, row)
+        if recorded is None:
+            return None         # the case was closed meanwhile: the press is stale
+        return outcome if recorded else Outcome.nothing(locale)
 
     async def _record(self, user_id: int, case_id: int, recipient: str, letter: str, origin: str,
-                      now: datetime, update_id: int) -> bool:
-        """The escalation on the timeline, written once per press; False if it was already (a
-        redelivered press) or the case went away. From /escalate, the plan records it too
+                      now: datetime, update_id: int, row: OutboxRow | None) -> bool | None:
+        """The escalation on the timeline, written once per press (with `row`, its replies); False
+        if it was already (a redelivered press), None if the case was closed meanwhile. From /escalate, the plan records it too
         (dialogs.followup.apply_answer "escalate": status escalated, cadence restarted, the rung
         kept); from a nudge's Escalate button the plan has recorded it already, so the draft is
         noted as `complaint_draft`."""
@@ -128,9 +133,12 @@ class Escalation:
             return change, change
 
         try:
-            result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id)
-        except (Refused, AlreadyDone):
+            result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id,
+                                                    outbox=lambda _: row)
+        except AlreadyDone:
             return False
+        except Refused:
+            return None
         if reminders is not None:
             reminders.scheduled(result.nudges)
         return True

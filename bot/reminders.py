@@ -13,9 +13,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
-from bot.outcome import Outcome
+from bot.outcome import Outcome, ReplyTo, outbox_row
 from bot.storage import (
-    CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
+    CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, OutboxRow, PlanChange, PlannedNudge, Refused, Storage, User,
 )
 from dialogs import engine
 from dialogs.advice import advise, case_context
@@ -248,10 +248,11 @@ class Reminders:
     # ---- nudge buttons ----------------------------------------------------------------
 
     async def answer(self, user_id: int, case_id: int, followup_id: int, answer: str, locale: str, *,
-                     update_id: int | None = None) -> Outcome | None:
+                     update_id: int | None = None, reply_to: ReplyTo | None = None) -> Outcome | None:
         """A nudge button pressed: the answer recorded on the timeline, the plan moved on, the next
-        nudges planned, all in one transaction; the acknowledgement to send. None if the press is
-        not acceptable (not the presser's case, a closed case, a nudge no longer live)."""
+        nudges planned, all in one transaction; the acknowledgement to send (with `reply_to`, written
+        to the outbox in that transaction: `queued`). None if the press is not acceptable (not the
+        presser's case, a closed case, a nudge no longer live)."""
         if answer not in answer_ids():
             return None
         now = self.now()
@@ -263,29 +264,37 @@ class Reminders:
             change = self.plan_change(user, case, plan, effects, now, events)
             return change, (user, case, plan, change)
 
+        def acknowledgement(result: Any) -> Outcome:
+            user, case, plan, change = result
+            zone = self.zone(user, case)
+            today = now.astimezone(zone).date()
+            slots = self.slots(case)
+            following = change.nudges[0] if change.nudges else None
+            replies = [answer_reply({"slots": slots, "category": plan["category"]}, plan, answer, following, today, zone)]
+            if answer == "asked_more":
+                # The fraud path at once: its whole advice, not only the first step.
+                advice = advise(slots, plan["category"], today)
+                replies.append(Reply("advice_body", {"advice": advice.context(),
+                                                     "case": case_context(slots, plan["category"], today)}))
+            return Outcome(locale, replies, case_id, queued=reply_to is not None)
+
+        outcomes: list[Outcome] = []
+
+        def written(result: Any) -> OutboxRow | None:
+            if reply_to is None:
+                return None
+            outcomes.append(acknowledgement(result))
+            return outbox_row(user_id, outcomes[-1], reply_to)
+
         try:
             result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id,
-                                                    answered=(followup_id, answer))
+                                                    answered=(followup_id, answer), outbox=written)
         except AlreadyDone:
             return Outcome.nothing(locale)
         except Refused:
             return None
-        user, case, plan, change = result
-        self.scheduled(change.nudges)
-        zone = self.zone(user, case)
-        today = now.astimezone(zone).date()
-        slots = self.slots(case)
-        following = change.nudges[0] if change.nudges else None
-        replies = [answer_reply({"slots": slots, "category": plan["category"]}, plan, answer, following, today, zone)]
-        if answer == "asked_more":
-            # The fraud path at once: its whole advice, not only the first step.
-            advice = advise(slots, plan["category"], today)
-            replies.append(Reply("advice_body", {"advice": advice.context(),
-                                                 "case": case_context(slots, plan["category"], today)}))
-        elif answer == "escalate":
-            replies.append(Reply("remind.escalate_hint", {}))
-        return Outcome(locale, replies, case_id)
-
+        self.scheduled(result[3].nudges)
+        return outcomes[-1] if outcomes else acknowledgement(result)
 
 def with_slots(case: Case, slots: Mapping[str, Any], category: str | None) -> Case:
     """The case as a turn has just left it (for planning before the row is re-read)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import dbs
-from bot.storage import MIGRATIONS, TABLES, PlanChange, Storage
+from bot.storage import MIGRATIONS, TABLES, OutboxRow, PlanChange, Storage
 from dialogs.followup import Nudge
 from dialogs.model import TimelineEvent
 
@@ -49,7 +49,7 @@ async def fill(path: str) -> None:
         await s.queue.followup_failed([_[0].id], NOW, "Forbidden")
         await s.create_case(1, {"node": "jurisdiction", "slots": {}}, NOW)       # a second case, in intake
         await s.mark_update(99, None, NOW)
-        await s.outbox.put(1, 1, 100, [("send", {"text": "<b>owed</b> 退款"})], None, NOW)     # left by a crash
+        await s.outbox.put(OutboxRow(1, 1, 100, {"outcome": {"replies": [{"text": "<b>owed</b> 退款"}]}}), NOW)  # a crash's
         await s.block_user(2**40 + 3, NOW)
     finally:
         await s.close()

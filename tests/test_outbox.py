@@ -8,7 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.storage import Storage
+from bot.conversation import Conversation
+from bot.outcome import ReplyTo
+from bot.storage import AlreadyDone, OutboxRow, Storage
+from dialogs.engine import Text
 from telegram_harness import option_data, question_of
 from test_telegram_process import ANN, TOKEN, BotProcess, expect
 
@@ -27,29 +30,71 @@ async def storage(db_url):
     await s.close()
 
 
-async def test_items_are_kept_in_order_per_chat_until_delivered_with_the_ui_state(storage):
+def _row(user: int, update: int, text: str) -> OutboxRow:
+    return OutboxRow(user, user, update, {"outcome": {"replies": [{"text": text, "buttons": []}]}, "to": {"chat": user}})
+
+
+async def test_outcomes_are_kept_in_order_per_chat_and_their_parts_until_each_is_delivered(storage):
     await storage.ensure_user(7, NOW)
-    await storage.outbox.put(7, 7, 100, [("retire", {"message_id": 3, "text": None}),
-                                         ("send", {"text": "one"}), ("send", {"text": "two"})],
-                             {"done": 100}, NOW)
-    await storage.outbox.put(8, 8, 101, [("send", {"text": "other chat"})], None, NOW)
-    assert (await storage.ui_state(7))["done"] == 100
-    items = await storage.outbox.pending(7)
-    assert [i.kind for i in items] == ["retire", "send", "send"] and items[1].payload == {"text": "one"}
+    await storage.outbox.put(_row(7, 100, "first turn"), NOW)
+    await storage.outbox.put(_row(7, 101, "second turn"), NOW)
+    await storage.outbox.put(_row(8, 102, "other chat"), NOW)
+    first, second = await storage.outbox.pending(7)
+    assert (first.kind, first.update_id, second.update_id) == ("outcome", 100, 101)
     assert await storage.outbox.chats(NOW + timedelta(minutes=5)) == [7, 8]
 
-    await storage.outbox.delivered(items[0], NOW)
-    await storage.outbox.delivered(items[1], NOW, {"kb": {"id": 4, "html": "one", "q": True}})
-    assert [i.payload["text"] for i in await storage.outbox.pending(7)] == ["two"]
-    assert await storage.ui_state(7) == {"done": 100, "kb": {"id": 4, "html": "one", "q": True}}
+    # Expanded into parts with the ui_state it leaves, in one go; the row keeps its place.
+    parts = [("retire", {"message_id": 3, "text": None}), ("send", {"text": "one"}), ("send", {"text": "two"})]
+    first = await storage.outbox.expand(first, parts, {"done": 100, "kb": None}, NOW)
+    assert await storage.ui_state(7) == {"done": 100, "kb": None}
+    again, _ = await storage.outbox.pending(7)
+    assert again.parts == parts and again.id < second.id
 
-    assert await storage.outbox.drop(7) == 1 and await storage.outbox.pending(7) == []
-    await storage.delete_user(8)
-    assert await storage.outbox.count() == 0
+    left = await storage.outbox.delivered(first, NOW)
+    left = await storage.outbox.delivered(left, NOW, {"kb": {"id": 4, "html": "one", "q": True}})
+    assert [p for _, p in (await storage.outbox.pending(7))[0].parts] == [{"text": "two"}]
+    assert await storage.ui_state(7) == {"done": 100, "kb": {"id": 4, "html": "one", "q": True}}
+    assert await storage.outbox.delivered(left, NOW) is None
+    assert [i.update_id for i in await storage.outbox.pending(7)] == [101]
+
+    # An outcome with nothing to send is simply done.
+    assert (await storage.outbox.expand(second, [], None, NOW)).parts == []
+    assert await storage.outbox.pending(7) == []
+    assert await storage.outbox.drop(8) == 1 and await storage.outbox.count() == 0
+
+
+async def test_a_turn_writes_its_replies_in_its_own_transaction_or_not_at_all(storage):
+    await storage.ensure_user(7, NOW)
+    case = await storage.create_case(7, {"node": "jurisdiction", "slots": {}}, NOW)
+    await storage.save_turn(7, case.id, {"node": "purchase_type", "slots": {"jurisdiction": "CN"}}, [], NOW,
+                            update_id=500, outbox=lambda _: _row(7, 500, "next question"))
+    (row,) = await storage.outbox.pending(7)
+    assert row.update_id == 500 and row.payload["outcome"]["replies"][0]["text"] == "next question"
+
+    # The same update again: AlreadyDone, and no second row.
+    with pytest.raises(AlreadyDone):
+        await storage.save_turn(7, case.id, {"node": "merchant", "slots": {}}, [], NOW,
+                                update_id=500, outbox=lambda _: _row(7, 500, "twice"))
+    assert len(await storage.outbox.pending(7)) == 1
+
+    # A turn that fails writes neither its state nor its replies.
+    def broken(_: int | None) -> OutboxRow:
+        raise RuntimeError("rendering failed")
+    with pytest.raises(RuntimeError):
+        await storage.save_turn(7, case.id, {"node": "merchant", "slots": {}}, [], NOW, update_id=501, outbox=broken)
+    assert (await storage.get_case(7, case.id)).dialog["node"] == "purchase_type"
+    assert not await storage.seen_update(501) and len(await storage.outbox.pending(7)) == 1
+
+    # A turn that opens a new case: the row is made knowing the new case's id.
+    opened = await storage.save_turn(7, case.id, {"node": "purchase_type", "slots": {}}, [], NOW, update_id=502,
+                                     fresh={"node": "jurisdiction", "slots": {}},
+                                     outbox=lambda fresh: _row(7, 502, f"case {fresh}"))
+    assert (await storage.active_case(7)).id == opened != case.id
+    assert (await storage.outbox.pending(7))[-1].payload["outcome"]["replies"][0]["text"] == f"case {opened}"
 
 
 async def test_with_several_instances_the_start_up_sweep_leaves_fresh_items_to_their_sender(storage):
-    await storage.outbox.put(7, 7, 1, [("send", {"text": "x"})], None, NOW)
+    await storage.outbox.put(_row(7, 1, "x"), NOW)
     fresh = await storage.outbox.chats(NOW + timedelta(seconds=5))
     old = await storage.outbox.chats(NOW + timedelta(minutes=5))
     assert old == [7]
@@ -87,3 +132,23 @@ def test_kill_9_with_a_reply_in_flight_the_restarted_bot_sends_it_once(tmp_path)
         refused = [r["method"] for r in emu.calls() if r["error_code"] == 400]
         assert emu.errors == [] and refused in ([], ["answerCallbackQuery"])
     assert "Traceback" not in log.read_text()
+
+
+async def test_a_turns_replies_are_in_the_outbox_when_the_turn_returns_before_anything_is_sent(storage):
+    """What a process killed right after the turn's commit leaves: its replies, written down."""
+    conversation = Conversation(storage, clock=lambda: NOW)
+    first = await conversation.start(7, language_code="en")
+    case_id = first.case_id
+    to = ReplyTo(chat_id=7, update_id=900, answer="China", typed=True)
+    outcome = await conversation.handle(7, Text("China"), language_code="en", update_id=900, reply_to=to)
+    assert outcome.queued
+    (row,) = await storage.outbox.pending(7)
+    assert row.update_id == 900 and row.payload["to"]["answer"] == "China"
+    sealed = row.payload["outcome"]
+    assert sealed["case"] == case_id and sealed["answered"] and "What did you pay for?" in sealed["replies"][-1]["text"]
+    assert [option for option, _ in sealed["replies"][-1]["buttons"]][:2] == ["software", "subscription"]
+    assert (await storage.get_case(7, case_id)).dialog["node"] == "purchase_type"
+
+    # The same update delivered again (Telegram, after the crash): nothing done twice, nothing added.
+    again = await conversation.handle(7, Text("China"), language_code="en", update_id=900, reply_to=to)
+    assert not again.done and len(await storage.outbox.pending(7)) == 1

@@ -15,7 +15,7 @@ The names below are the storage's public face: the rest of bot/ imports them fro
 """
 from bot.storage import postgres, sqlite
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn, StorageError
-from bot.storage.outbox import Outbox, OutboxItem
+from bot.storage.outbox import Outbox, OutboxItem, OutboxRow
 from bot.storage.queue import CLAIM_LEASE, FollowupQueue
 from bot.storage.records import (
     CASE_STATUSES, CLOSED_STATUSES, FOLLOWUP_STATES, Case, CaseStatus, Evidence, Followup, PlanChange, PlannedNudge,
@@ -31,5 +31,5 @@ __all__ = [
     "AlreadyDone", "Refused", "StaleTurn", "StorageError", "CLAIM_LEASE", "FollowupQueue", "CASE_STATUSES",
     "CLOSED_STATUSES", "FOLLOWUP_STATES", "Case", "Evidence", "Followup", "PlanChange", "PlannedNudge", "TimelineEntry",
     "User", "CaseStatus",
-    "MIGRATIONS", "TABLES", "Outbox", "OutboxItem", "Storage", "TRANSIENT_DATABASE_ERRORS",
+    "MIGRATIONS", "TABLES", "Outbox", "OutboxRow", "OutboxItem", "Storage", "TRANSIENT_DATABASE_ERRORS",
 ]

@@ -1,11 +1,14 @@
-"""The outbox (issue 15): what a turn sends to a chat, written down before any of it is sent.
+"""The outbox (issue 15): what is sent to a chat, written down before any of it is sent.
 
-`put` writes a turn's items (a message part, an edit that retires a keyboard, ...) together with
-the user's ui_state (the update marked answered) in one transaction; the sender then sends them in
-order and `delivered` deletes each row once Telegram has it, with the ui_state change its sending
-makes (the message id of a new live keyboard) in the same transaction. A crash in between leaves
-the rows: they are sent first at the next start, or before the chat's next update, in id order.
-So a crash repeats at most the one item in flight, and loses none.
+A row is first an `outcome`: a sealed outcome (bot/outcome.py: the replies rendered, the letter,
+the documents) and where it goes (`ReplyTo`). A turn writes it in the turn's own transaction
+(`write`, called by Storage.save_turn and change_case); a command that changes nothing writes it
+alone (`put`). The sender then `expand`s it, in one transaction with the user's ui_state, into
+the `parts` Telegram is sent (a keyboard retired, a message, a document) and sends them in order;
+`delivered` moves past each part (with the ui_state change its sending makes, the message id of a
+new live keyboard) and deletes the row after the last. A crash anywhere leaves the row: it is sent
+first at the next start, or before the chat's next update, rows in id order and a row's parts in
+their order. So a crash repeats at most the one part in flight, and loses none.
 """
 from __future__ import annotations
 
@@ -21,8 +24,21 @@ from bot.storage.records import dump, iso
 # hands right now: the start-up sweep leaves them to it (or to the chat's next update).
 IN_FLIGHT = timedelta(minutes=2)
 
+OUTCOME, PARTS = "outcome", "parts"
+
 _UI_UPSERT = ("INSERT INTO dialog_state (user_id, data, updated_at) VALUES (?, ?, ?) "
               "ON CONFLICT(user_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at")
+_INSERT = "INSERT INTO outbox (user_id, chat_id, update_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A row to write: an outcome for a chat (payload: {"outcome": Sealed, "to": ReplyTo.to_dict()})."""
+    user_id: int
+    chat_id: int
+    update_id: int | None
+    payload: dict[str, Any]
+    kind: str = OUTCOME
 
 
 @dataclass(frozen=True)
@@ -34,33 +50,77 @@ class OutboxItem:
     kind: str
     payload: dict[str, Any]
 
+    @property
+    def parts(self) -> list[tuple[str, dict[str, Any]]]:
+        """An expanded row's parts still to send, in order (a row of migration 4: its one part)."""
+        if self.kind == PARTS:
+            return [(k, p) for k, p in self.payload["parts"][int(self.payload.get("next", 0)):]]
+        return [(self.kind, self.payload)]
+
+
+async def write(db: Backend, row: OutboxRow, now: datetime) -> None:
+    """The row, inside the caller's transaction."""
+    await db.execute(_INSERT, (row.user_id, row.chat_id, row.update_id, row.kind, dump(row.payload), iso(now)))
+
+
+async def _merge_ui(db: Backend, user_id: int, ui: Mapping[str, Any], now: datetime) -> None:
+    found = await db.fetchone("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))
+    data = json.loads(found[0]) if found and found[0] else {}
+    data.update(ui)
+    await db.execute(_UI_UPSERT, (user_id, dump(data), iso(now)))
+
 
 class Outbox:
     def __init__(self, backend: Backend):
         self._db = backend
 
-    async def put(self, user_id: int, chat_id: int, update_id: int | None,
-                  items: Sequence[tuple[str, Mapping[str, Any]]], ui: Mapping[str, Any] | None,
-                  now: datetime) -> None:
-        """A turn's items, and the user's ui_state as it stands once they are queued, in one transaction."""
-        async with self._db.transaction(user_id):
-            await self._db.executemany(
-                "INSERT INTO outbox (user_id, chat_id, update_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(user_id, chat_id, update_id, kind, dump(dict(payload)), iso(now)) for kind, payload in items])
-            if ui is not None:
-                await self._db.execute(_UI_UPSERT, (user_id, dump(dict(ui)), iso(now)))
+    async def put(self, row: OutboxRow, now: datetime) -> None:
+        """A row written on its own (an outcome no state change goes with)."""
+        async with self._db.transaction(row.user_id):
+            await write(self._db, row, now)
 
     async def pending(self, chat_id: int) -> list[OutboxItem]:
-        """The chat's items not yet delivered, oldest first."""
+        """The chat's rows not yet delivered, oldest first."""
         async with self._db.reading():
             rows = await self._db.fetchall(
                 "SELECT id, user_id, chat_id, update_id, kind, payload FROM outbox WHERE chat_id = ? ORDER BY id",
                 (chat_id,))
         return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
+    async def expand(self, item: OutboxItem, parts: Sequence[tuple[str, Mapping[str, Any]]],
+                     ui: Mapping[str, Any] | None, now: datetime) -> OutboxItem:
+        """An outcome row becomes the parts to send, with the ui_state it leaves (`ui`, all of it:
+        None leaves it as it is), in one transaction. No parts: the row is done and deleted."""
+        payload = {"parts": [[kind, dict(p)] for kind, p in parts], "next": 0}
+        async with self._db.transaction(item.user_id):
+            if parts:
+                await self._db.execute("UPDATE outbox SET kind = ?, payload = ? WHERE id = ?",
+                                       (PARTS, dump(payload), item.id))
+            else:
+                await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            if ui is not None and item.user_id is not None:
+                await self._db.execute(_UI_UPSERT, (item.user_id, dump(dict(ui)), iso(now)))
+        return OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS, payload)
+
+    async def delivered(self, item: OutboxItem, now: datetime, ui: Mapping[str, Any] | None = None) -> OutboxItem | None:
+        """The item's next part is Telegram's: the row moves past it (deleted after its last part);
+        `ui`: keys its sending sets in the user's ui_state. The row as it is now, None once done."""
+        left = None
+        if item.kind == PARTS and int(item.payload.get("next", 0)) + 1 < len(item.payload["parts"]):
+            left = OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS,
+                              {**item.payload, "next": int(item.payload.get("next", 0)) + 1})
+        async with self._db.transaction(item.user_id):
+            if left is not None:
+                await self._db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (dump(left.payload), item.id))
+            else:
+                await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            if ui and item.user_id is not None:
+                await _merge_ui(self._db, item.user_id, ui, now)
+        return left
+
     async def chats(self, now: datetime) -> list[int]:
-        """Chats with items left undelivered (by a crash), the oldest first. With several instances
-        on one database, only items old enough that no running instance is still sending them."""
+        """Chats with rows left undelivered (by a crash), the oldest first. With several instances
+        on one database, only rows old enough that no running instance is still sending them."""
         cutoff = iso(now - IN_FLIGHT) if self._db.shared else iso(now + timedelta(days=1))
         async with self._db.reading():
             rows = await self._db.fetchall(
@@ -68,18 +128,8 @@ class Outbox:
                 (cutoff,))
         return [int(r[0]) for r in rows]
 
-    async def delivered(self, item: OutboxItem, now: datetime, ui: Mapping[str, Any] | None = None) -> None:
-        """The item is Telegram's: deleted; `ui`: keys its sending sets in the user's ui_state."""
-        async with self._db.transaction(item.user_id):
-            await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            if ui and item.user_id is not None:
-                row = await self._db.fetchone("SELECT data FROM dialog_state WHERE user_id = ?", (item.user_id,))
-                data = json.loads(row[0]) if row and row[0] else {}
-                data.update(ui)
-                await self._db.execute(_UI_UPSERT, (item.user_id, dump(data), iso(now)))
-
     async def drop(self, chat_id: int) -> int:
-        """The chat's undelivered items abandoned (the user blocked the bot); how many."""
+        """The chat's undelivered rows abandoned (the user blocked the bot); how many."""
         async with self._db.transaction():
             return await self._db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
 

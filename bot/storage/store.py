@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from bot.storage.pgsession import is_postgres
 from bot.storage.backend import Backend
 from bot.storage.errors import AlreadyDone, Refused, StaleTurn
-from bot.storage.outbox import Outbox
+from bot.storage.outbox import Outbox, OutboxRow, write as write_outbox
 from bot.storage.plans import apply_change, replace_followups
 from bot.storage.postgres import PostgresBackend
 from bot.storage.queue import FollowupQueue
@@ -106,14 +106,19 @@ class Storage:
     async def create_case(self, user_id: int, dialog: Mapping[str, Any], now: datetime) -> Case:
         """A new case, made the user's active one, in one transaction."""
         async with self._db.transaction(user_id):
-            case_id = await self._inserted_id(
-                "INSERT INTO cases (user_id, status, slots, dialog, created_at, updated_at) "
-                "VALUES (?, 'intake', ?, ?, ?, ?) RETURNING id",
-                (user_id, dump(dialog.get("slots") or {}), dump(dialog), iso(now), iso(now)))
-            await self._db.execute(
-                "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, 'opened', '{}')", (case_id, iso(now)))
-            await self._set_active(user_id, case_id, now)
+            case_id = await self._insert_case(user_id, dialog, now)
         return await self.get_case(user_id, case_id)  # type: ignore[return-value]
+
+    async def _insert_case(self, user_id: int, dialog: Mapping[str, Any], now: datetime) -> int:
+        """A new case made the user's active one, inside the caller's transaction; its id."""
+        case_id = await self._inserted_id(
+            "INSERT INTO cases (user_id, status, slots, dialog, created_at, updated_at) "
+            "VALUES (?, 'intake', ?, ?, ?, ?) RETURNING id",
+            (user_id, dump(dialog.get("slots") or {}), dump(dialog), iso(now), iso(now)))
+        await self._db.execute(
+            "INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, 'opened', '{}')", (case_id, iso(now)))
+        await self._set_active(user_id, case_id, now)
+        return case_id
 
     async def get_case(self, user_id: int, case_id: int) -> Case | None:
         rows = await self._db.fetchall(
@@ -158,12 +163,16 @@ class Storage:
     async def save_turn(self, user_id: int, case_id: int, dialog: Mapping[str, Any], events: Iterable[TimelineEvent],
                         now: datetime, *, status: str | None = None, category: str | None = None,
                         confidence: float | None = None, update_id: int | None = None,
-                        change: PlanChange | None = None, read: Mapping[str, Any] | None = None) -> None:
+                        change: PlanChange | None = None, read: Mapping[str, Any] | None = None,
+                        fresh: Mapping[str, Any] | None = None,
+                        outbox: Callable[[int | None], OutboxRow | None] | None = None) -> int | None:
         """The outcome of one turn, in one transaction: the dialog position, the slots, the timeline,
         (for Telegram) the update id, and the follow-up plan and nudges it starts (`change`, written
         after the rest). AlreadyDone, and nothing written, if the update was already done. `read`: the
         dialog the turn was computed from; if the case holds another one now (a turn of the same
-        user on another instance came first), nothing is written and StaleTurn is raised."""
+        user on another instance came first), nothing is written and StaleTurn is raised.
+        `fresh`: the dialog of a new case the turn opens (made the active one; its id is returned).
+        `outbox(fresh case id)`: the turn's replies, written to the outbox with the rest."""
         if status is not None and status not in CASE_STATUSES:
             raise ValueError(f"unknown case status {status!r}")
         async with self._db.transaction(user_id):
@@ -188,6 +197,11 @@ class Storage:
                 [(case_id, iso(now), e.kind, dump(dict(e.data))) for e in events])
             if change is not None:
                 await apply_change(self._db, user_id, case_id, change, now)
+            opened = await self._insert_case(user_id, fresh, now) if fresh is not None else None
+            row = outbox(opened) if outbox is not None else None
+            if row is not None:
+                await write_outbox(self._db, row, now)
+        return opened
 
     async def mark_update(self, update_id: int, user_id: int | None, now: datetime) -> bool:
         """Record an update that changes no case; False if it was already processed."""
@@ -261,7 +275,8 @@ class Storage:
 
     async def change_case(self, user_id: int, case_id: int, now: datetime,
                           decide: Callable[[User, Case], tuple[PlanChange, Result] | None], *,
-                          update_id: int | None = None, answered: tuple[int, str] | None = None) -> Result:
+                          update_id: int | None = None, answered: tuple[int, str] | None = None,
+                          outbox: Callable[[Result], OutboxRow | None] | None = None) -> Result:
         """Read one of the user's cases, decide, write: one transaction, so that no other write
         (another press, the dispatcher recording a nudge) comes in between.
 
@@ -269,7 +284,7 @@ class Storage:
         returns (the change, a result for the caller), or None to change nothing. `answered`
         (followup id, answer): the press of a nudge button, accepted only while that nudge's
         keyboard is live (sent, not answered, not replaced by a newer nudge); it is then marked
-        answered. Returns the result; raises AlreadyDone if `update_id` was acted on already, or
+        answered. `outbox(result)`: the replies, written with the change. Returns the result; raises AlreadyDone if `update_id` was acted on already, or
         Refused (nothing written) if the case is not the user's, the nudge is stale, or `decide`
         said no."""
         async with self._db.transaction(user_id):
@@ -299,6 +314,9 @@ class Storage:
                 await self._db.execute("UPDATE followups SET answer = ?, updated_at = ? WHERE id = ?",
                                        (answered[1], iso(now), answered[0]))
             await apply_change(self._db, user_id, case_id, change, now, blocked=bool(user_row[3]))
+            row = outbox(result) if outbox is not None else None
+            if row is not None:
+                await write_outbox(self._db, row, now)
             return result
 
     async def planned_cases(self, user_id: int) -> list[Case]:

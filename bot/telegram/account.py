@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 import secrets
 
-from telegram import InputFile, Message, Update
+from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.outcome import Outcome
+from bot.outcome import Document, Outcome
 from bot.telegram.callback_data import CallbackData, Erase, Language
 from bot.telegram.common import (
     ButtonFn, CommandFn, Services, answer_query, chat_id_of, language_of, locale_of, seen, sender_of,
@@ -69,7 +69,7 @@ class AccountHandlers:
     # ---- /export ------------------------------------------------------------------------
 
     async def export(self, update: Update, args: str) -> None:
-        user_id, chat_id = sender_of(update).id, chat_id_of(update)
+        user_id = sender_of(update).id
         conv = self.s.conversation
         locale = await conv.locale(user_id, language_of(update))
         data = await conv.export(user_id, language_code=language_of(update))
@@ -81,14 +81,8 @@ class AccountHandlers:
         ics = await conv.export_calendar(user_id, locale)
         if ics is not None:         # the deadlines ahead of the open cases
             documents.append((ics, f"refund-advisor-{stamp}.ics", "export_ics_caption"))
-        bot = self.s.delivery.bot
-        try:
-            for content, name, caption in documents:
-                await self.s.sender.call(user_id, "sendDocument", bot.send_document, chat_id=chat_id,
-                                         document=InputFile(content, filename=name), caption=render(locale, caption),
-                                         parse_mode=ParseMode.HTML)
-        except UserBlocked:
-            pass
+        await self.s.delivery.deliver(update, Outcome(locale, [], documents=[
+            Document(name, content, caption) for content, name, caption in documents]))
 
     # ---- /delete ------------------------------------------------------------------------
 
@@ -102,7 +96,7 @@ class AccountHandlers:
     async def press_erase(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
         """The confirmation of /delete asked last (its nonce), or "no"."""
         assert isinstance(claim, Erase)
-        user_id, chat_id = sender_of(update).id, chat_id_of(update)
+        user_id = sender_of(update).id
         ui = await self.s.storage.ui_state(user_id)
         if not ui.get("delete") or (claim.nonce != "no" and claim.nonce != ui["delete"]):
             return False
@@ -113,8 +107,8 @@ class AccountHandlers:
             await self.s.delivery.deliver(update, Outcome(locale, replies), answer=label, pressed=pressed)
             return True
         await self.s.storage.delete_user(user_id)
-        # Nothing is written from here on: the user has no row left.
-        bot = self.s.delivery.bot
+        # Nothing is written from here on: the user has no row left (nor outbox rows).
+        chat_id, bot = chat_id_of(update), self.s.delivery.bot
         try:
             if pressed is not None:
                 await self.s.sender.call(None, "editMessageText", bot.edit_message_text, chat_id=chat_id,

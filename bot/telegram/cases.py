@@ -2,16 +2,14 @@
 /calendar and the button under the advice (the case's deadlines as an .ics file)."""
 from __future__ import annotations
 
-from telegram import InputFile, Message, Update
-from telegram.constants import ParseMode
+from telegram import Message, Update
 
+from bot.outcome import Outcome
 from bot.storage import CLOSED_STATUSES
 from bot.telegram.callback_data import CallbackData, CaseOutcome, Ics, SwitchCase
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, chat_id_of, language_of, on_active_case, seen, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, language_of, on_active_case, seen, sender_of,
 )
-from bot.telegram.sender import UserBlocked
-from messages import render
 
 
 class CaseHandlers:
@@ -78,15 +76,6 @@ class CaseHandlers:
         """The active case's deadlines as an .ics document, with a line saying what it is."""
         user_id = sender_of(update).id
         outcome = await self.s.conversation.calendar(user_id, language_code=language_of(update))
-        if not outcome.documents:
-            await self.s.delivery.deliver(update, outcome)
-            return
-        caption = render(outcome.locale, outcome.replies[0].key, **outcome.replies[0].context)
-        bot = self.s.delivery.bot
-        try:
-            for document in outcome.documents:
-                await self.s.sender.call(user_id, "sendDocument", bot.send_document, chat_id=chat_id_of(update),
-                                         document=InputFile(document.content, filename=document.filename),
-                                         caption=caption, parse_mode=ParseMode.HTML)
-        except UserBlocked:
-            pass
+        if outcome.documents:       # the line that says what it is goes as the file's caption
+            outcome = Outcome(outcome.locale, [], outcome.case_id, documents=outcome.documents)
+        await self.s.delivery.deliver(update, outcome)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InputFile, Message, Update
-from telegram.constants import ParseMode
+from telegram import Message, Update
 
-from bot.outcome import Outcome
 from bot.storage import Case
 from bot.telegram.callback_data import CallbackData, Escalate
+from bot.telegram.delivery import reply_to
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, chat_id_of, locale_of, seen, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, locale_of, seen, sender_of,
 )
-from bot.telegram.sender import UserBlocked
-from messages import render
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +58,12 @@ class EscalationHandlers:
                                           pressed=pressed, extra={"origin": claim.origin, "recipient": claim.recipient})
             return True
         outcome = await escalation.draft(user_id, locale, case, claim.recipient, claim.letter, claim.origin,
-                                         update.update_id)
+                                         update.update_id, reply_to(update, answer=label, pressed=pressed))
         if outcome is None:
             return False
         await answer_query(self.s, update, None)
-        if not outcome.done:
-            return True         # acted on already (a redelivered press), or the case went away
-        await self._send_draft(update, outcome, label, pressed)
+        # The pressed keyboard retired, the draft as a message, its .txt and .md, then a line that
+        # it is on the timeline; written to the outbox with the record (a redelivered press: what a
+        # crash left of it is sent, nothing twice).
+        await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
         return True
-
-    async def _send_draft(self, update: Update, outcome: Outcome, label: str, pressed: Message) -> None:
-        user_id, chat_id = sender_of(update).id, chat_id_of(update)
-        delivery, locale = self.s.delivery, outcome.locale
-        try:
-            await delivery.retire(user_id, chat_id, pressed.message_id, pressed.text_html if pressed.text else None,
-                                  label, locale)
-            ui = await self.s.storage.ui_state(user_id)
-            if (ui.get("kb") or {}).get("id") == pressed.message_id:
-                await self.s.storage.set_ui_state(user_id, {**ui, "kb": None}, self.s.clock())
-            if outcome.letter:
-                await delivery.send(user_id, chat_id, outcome.letter)
-            for document in outcome.documents:
-                await self.s.sender.call(user_id, "sendDocument", delivery.bot.send_document, chat_id=chat_id,
-                                         document=InputFile(document.content, filename=document.filename),
-                                         caption=render(locale, document.caption), parse_mode=ParseMode.HTML)
-            for text, _ in await delivery.messages(user_id, outcome, {}):
-                await delivery.send(user_id, chat_id, text)
-        except UserBlocked:
-            log.info("user blocked the bot; the complaint draft is not sent")

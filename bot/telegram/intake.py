@@ -10,6 +10,7 @@ from bot.outcome import Outcome
 from bot.storage import CLOSED_STATUSES
 from bot.telegram import render as tg
 from bot.telegram.callback_data import Answer, CallbackData, Timeline
+from bot.telegram.delivery import reply_to
 from bot.telegram.common import (
     ButtonFn, CommandFn, Services, answer_query, language_of, locale_of, on_active_case, seen, sender_of,
 )
@@ -53,8 +54,9 @@ class IntakeHandlers:
                 user_id, text, language_code=language, update_id=update.update_id))
             return
         outcome = await self.s.conversation.handle(user_id, Text(text), language_code=language,
-                                                   update_id=update.update_id)
-        await self.s.delivery.deliver(update, outcome, answer=short(text) if outcome.answered else None)
+                                                   update_id=update.update_id,
+                                                   reply_to=reply_to(update, answer=short(text), typed=True))
+        await self.s.delivery.deliver(update, outcome, answer=short(text), typed=True)
 
     async def engine_command(self, update: Update, name: str) -> None:
         """/back, /skip, /cancel, /continue: a turn of the active case, if there is one."""
@@ -66,7 +68,7 @@ class IntakeHandlers:
                                                               [Reply("no_case", {})]))
             return
         outcome = await conv.handle(user_id, Command(ENGINE_COMMANDS[name]), language_code=language,
-                                    update_id=update.update_id)
+                                    update_id=update.update_id, reply_to=reply_to(update))
         await self.s.delivery.deliver(update, outcome)
 
     async def evidence(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -157,6 +159,7 @@ class IntakeHandlers:
                 return False
         await answer_query(self.s, update, None)
         outcome = await self.s.conversation.handle(user_id, Press(option), language_code=language_of(update),
-                                                   update_id=update.update_id)
+                                                   update_id=update.update_id,
+                                                   reply_to=reply_to(update, answer=label, pressed=pressed))
         await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
         return True

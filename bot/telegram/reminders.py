@@ -8,8 +8,9 @@ from typing import Awaitable, Callable
 from telegram import Message, Update
 
 from bot.telegram.callback_data import CallbackData, NudgeAnswer, RemindChoice
+from bot.telegram.delivery import reply_to
 from bot.telegram.common import (
-    ButtonFn, CommandFn, Services, answer_query, chat_id_of, locale_of, sender_of,
+    ButtonFn, CommandFn, Services, answer_query, locale_of, sender_of,
 )
 from bot.telegram.sender import UserBlocked
 from bot.storage import Case
@@ -54,27 +55,22 @@ class ReminderHandlers:
     async def press_nudge(self, update: Update, claim: CallbackData, label: str, pressed: Message | None) -> bool:
         """An answer to a nudge: for the presser's own open case, on its latest nudge only."""
         assert isinstance(claim, NudgeAnswer) and self.s.reminders is not None
-        user_id, chat_id = sender_of(update).id, chat_id_of(update)
+        user_id = sender_of(update).id
         locale = await locale_of(self.s, update)
+        # The acknowledgement goes under the nudge (its keyboard retired, the answer shown); a
+        # question open in the chat keeps its keyboard.
         outcome = await self.s.reminders.answer(user_id, claim.case_id, claim.followup_id, claim.answer, locale,
-                                                update_id=update.update_id)
+                                                update_id=update.update_id,
+                                                reply_to=reply_to(update, answer=label, pressed=pressed, aside=True))
         if outcome is None:
             return False
         await answer_query(self.s, update, None)
-        if not outcome.done:
-            return True
-        delivery = self.s.delivery
         try:
-            if pressed is not None:
-                await delivery.retire(user_id, chat_id, pressed.message_id,
-                                      pressed.text_html if pressed.text else None, label, locale)
-            if claim.answer == "escalate":      # whom the complaint is for comes next, not a pointer to /escalate
-                outcome.replies = [r for r in outcome.replies if r.key != "remind.escalate_hint"]
-            # The acknowledgement goes under the nudge; a question open in the chat keeps its keyboard.
-            for text, _ in await delivery.messages(user_id, outcome, {}):
-                await delivery.send(user_id, chat_id, text)
+            await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed, aside=True)
         except UserBlocked:
             log.info("user blocked the bot; the acknowledgement of a nudge answer is not sent")
+            return True
+        if not outcome.done:
             return True
         if claim.answer == "escalate":
             await self.offer_escalation(update, await self.s.storage.get_case(user_id, claim.case_id), "n")
