@@ -18,6 +18,7 @@ from dbs import raw
 from telegram_harness import is_advice_keyboard, live_keyboards, option_data, question_of
 from test_followups_restart import CADENCE, USERS, nudges, seed as seed_advised_cases, sent_per_case
 from test_telegram_process import ANN, TOKEN, BotProcess
+from test_webhook_process import SECRET, free_port
 
 try:
     from tests.botapi import BotApiEmulator
@@ -146,3 +147,36 @@ def test_the_reminder_dispatch_killed_at_random_points_repeats_at_most_one_nudge
     # The cadence went on after each restart: no user's nudges stopped.
     pending = rows(db, "SELECT COUNT(*) FROM followups WHERE state IN ('pending', 'sending')")[0][0]
     assert pending >= len(USERS)
+
+
+def test_in_webhook_mode_a_reply_in_flight_at_a_kill_is_sent_once_after_the_restart(tmp_path):
+    port, log = free_port(), tmp_path / "bot.log"
+    with BotApiEmulator(token=TOKEN) as emu:
+        ann = emu.user(ANN, language_code="en")
+        bot = BotProcess(emu, tmp_path / "bot.db", log)
+        bot.env.update({"TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+                        "TELEGRAM_WEBHOOK_PORT": str(port)})
+        bot.command = "webhook"
+        bot.start()
+        ann.send_command("/start")
+        question = emu.wait_for_sync(lambda: newest_after(emu, 0), 20)
+        for node, option in (("jurisdiction", "CN"), ("payment_method", "alipay")):
+            if node == "payment_method":
+                ann.send("software")
+                ann.send("Steam")
+                question = emu.wait_for_sync(
+                    lambda: (m := newest_after(emu, 0)) is not None and question_of(m) == node and m, 20)
+            release, held = emu.hold_next("sendMessage")
+            ann.press(question, option_data(question, option))
+            emu.wait_for_sync(lambda: held() == 1, 20)
+            assert bot.stop(signal.SIGKILL) == -signal.SIGKILL
+            release.set()
+            bot.start()
+            nxt = emu.wait_for_sync(lambda: (m := newest_after(emu, question["message_id"])) is not None and m, 20)
+            assert question_of(nxt) == {"jurisdiction": "purchase_type", "payment_method": "amount"}[node]
+        assert bot.stop(signal.SIGTERM) == 0
+        asked = Counter(question_of({"reply_markup": markup}) for c in emu.calls("sendMessage")
+                        if c["ok"] and (markup := c["params"].get("reply_markup")))
+        assert asked == Counter(["jurisdiction", "purchase_type", "merchant", "payment_method", "amount"]), asked
+        assert live_keyboards(emu, ANN)[-1]["message_id"] == emu.messages(ANN)[-1]["message_id"]
+    assert "Traceback" not in log.read_text()

@@ -33,14 +33,16 @@ class BotProcess:
             self.env["TELEGRAM_BOT_TOKEN"] = token
         self.emu = emu
         self.log = log
+        self.command = "run"        # or "webhook" (with its settings in env)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "BotProcess":
-        polls = self.emu.stats["getUpdates"]
+        # Updates are being received once a getUpdates call arrives (or, for a webhook, setWebhook).
+        method = "getUpdates" if self.command == "run" else "setWebhook"
+        before = self.emu.stats[method]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(EXE, env=self.env, cwd=ROOT, stdout=log, stderr=log)
-        # Polling has begun once a getUpdates call arrives.
-        self.emu.wait_for_sync(lambda: self.emu.stats["getUpdates"] > polls or self.process.poll() is not None, 20)
+            self.process = subprocess.Popen([*EXE[:-1], self.command], env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        self.emu.wait_for_sync(lambda: self.emu.stats[method] > before or self.process.poll() is not None, 20)
         assert self.process.poll() is None, self.log.read_text()
         return self
 
