@@ -148,6 +148,11 @@ class _Transaction:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         try:
-            await self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                await self._db.execute("COMMIT")
+            elif self._db.in_transaction:
+                # Some errors (a full disk, SQLITE_FULL) roll the transaction back themselves: a
+                # ROLLBACK then would fail and hide the cause from the log.
+                await self._db.execute("ROLLBACK")
         finally:
             self._lock.release()
