@@ -31,7 +31,9 @@ _MIGRATION_LOCK = -0x7265_6675_6E64    # not a user id: instances starting toget
 # The server unreachable, or a transaction that lost a race: the same work may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError)
+    asyncpg.exceptions.DeadlockDetectedError,
+    # A full disk, too many connections, out of memory, a server starting up or shutting down.
+    asyncpg.exceptions.InsufficientResourcesError, asyncpg.exceptions.CannotConnectNowError)
 
 
 def driver_reason(exc: BaseException, url: str) -> str:
