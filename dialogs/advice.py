@@ -62,14 +62,12 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from dialogs.conditions import FLAGS, VALUES, Test, check_when, compile_when, matches, parse_date
 from dialogs.model import JURISDICTIONS
-from dialogs.yamlfile import read_yaml
+from dialogs.rulefiles import as_tuple, rules_file
 
-RULES_DIR = Path(__file__).parent / "rules"
 DISCLAIMER_KEY = "disclaimer"
 BASES = ("purchase_date", "problem_date", "contact_date", "statement_date", "expected_date")
 STARTS = ("same_day", "day_after")
@@ -104,7 +102,7 @@ class Advice:
         Each deadline carries its message keys, its rule's `estimate` flag and the
         `source` text of its facts, so the template needs no look-up.
         """
-        rules = _rules()
+        rules = advice_rules()
         deadlines = []
         for d in self.deadlines:
             rule = rules.deadlines_by_id.get(d.id)
@@ -174,25 +172,12 @@ class _Rules:
     gates: EntryGates
 
 
-def load_rules_yaml(name: str) -> Any:
-    """One data file of rules/ (advice, deadlines, facts, ladder, recipients), parsed."""
-    return read_yaml(RULES_DIR / name) or {}
-
-
-def as_tuple(value: Any) -> tuple[str, ...]:
-    """A YAML value that may be one string or a list of them, as a tuple of strings."""
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
 @lru_cache(maxsize=None)
-def _rules() -> _Rules:
+def advice_rules() -> _Rules:
+    """The advice, deadline and fact rules, read and checked once (`problems` says what is wrong)."""
     problems: list[str] = []
 
-    facts_doc = load_rules_yaml("facts.yaml")
+    facts_doc = rules_file("facts.yaml")
     facts: dict[str, Mapping[str, Any]] = {}
     for i, fact in enumerate(facts_doc.get("facts") or []):
         fid = fact.get("id") if isinstance(fact, Mapping) else None
@@ -214,7 +199,7 @@ def _rules() -> _Rules:
             problems.append(f"facts.yaml: fact {fid!r} does not say what was read (via)")
         facts[fid] = fact
 
-    advice_doc = load_rules_yaml("advice.yaml")
+    advice_doc = rules_file("advice.yaml")
     for top in advice_doc:
         if top not in _KINDS and top != "derived":
             problems.append(f"advice.yaml: unknown top-level key {top!r}")
@@ -254,7 +239,7 @@ def _rules() -> _Rules:
         if not any(e.kind == kind for e in entries):
             problems.append(f"advice.yaml: no {kind} entries")
 
-    deadline_doc = load_rules_yaml("deadlines.yaml")
+    deadline_doc = rules_file("deadlines.yaml")
     deadlines: list[_DeadlineRule] = []
     by_id: dict[str, _DeadlineRule] = {}
     for i, raw in enumerate(deadline_doc.get("deadlines") or []):
@@ -371,13 +356,13 @@ def rules_problems() -> list[str]:
     and the action key `deadline.<id>.action`. Message keys live in `messages/` and are
     checked by the tests against `message_keys()`.
     """
-    _rules.cache_clear()
-    return list(_rules().problems)
+    advice_rules.cache_clear()
+    return list(advice_rules().problems)
 
 
 def message_keys() -> set[str]:
     """Every message key the rules can produce (for the catalog tests)."""
-    rules = _rules()
+    rules = advice_rules()
     keys = {e.key for e in rules.entries} | {DISCLAIMER_KEY}
     for d in rules.deadlines:
         keys |= {f"deadline.{d.id}", d.action}
@@ -387,7 +372,7 @@ def message_keys() -> set[str]:
 
 
 def fact_ids_used() -> set[str]:
-    rules = _rules()
+    rules = advice_rules()
     used = {f for e in rules.entries for f in e.facts}
     used |= {f for d in rules.deadlines for f in d.facts}
     return used
@@ -395,7 +380,7 @@ def fact_ids_used() -> set[str]:
 
 def facts() -> Mapping[str, Mapping[str, Any]]:
     """The fact sheet by id (read-only use)."""
-    return _rules().facts
+    return advice_rules().facts
 
 
 def _is_date(value: Any) -> bool:
@@ -411,7 +396,7 @@ def _is_date(value: Any) -> bool:
 def citation(fact_id: str) -> dict[str, str]:
     """How a fact's source is shown to users: its official citation in each locale and the
     official address ({"en", "zh", "url"}). Research notes (`source`, `via`) are never shown."""
-    fact = _rules().facts.get(fact_id, {})
+    fact = advice_rules().facts.get(fact_id, {})
     cite = fact.get("cite") or {}
     return {"en": str(cite.get("en") or ""), "zh": str(cite.get("zh") or ""), "url": str(fact.get("url") or "")}
 
@@ -442,7 +427,7 @@ def normalise_case(slots: Mapping[str, Any], category: str) -> dict[str, Any]:
         case["jurisdiction"] = "OTHER"
     contacted = case.get("contacted")
     case["contacted"] = bool(contacted) if contacted is not None else bool(case.get("contact_date"))
-    rules = _rules()
+    rules = advice_rules()
     for flag in FLAGS:
         tests = rules.derived_tests.get(flag, ())
         if tests is None:
@@ -459,7 +444,7 @@ DEFAULT_DEMAND_DAYS = 7
 
 @lru_cache(maxsize=1)
 def _demand_rules() -> tuple[Mapping[str, Any], ...]:
-    return tuple(r for r in load_rules_yaml("recipients.yaml").get("demand") or [] if isinstance(r, Mapping))
+    return tuple(r for r in rules_file("recipients.yaml").get("demand") or [] if isinstance(r, Mapping))
 
 
 def demand_period(case: Mapping[str, Any]) -> tuple[int, str | None]:
@@ -524,7 +509,7 @@ def deadline_date(start_date: date, add: Mapping[str, int], start: str) -> date:
 
 def advise(slots: Mapping[str, Any], category: str, today: date) -> Advice:
     """Warnings, steps, evidence and deadlines for a case. Pure: `today` is given."""
-    rules = _rules()
+    rules = advice_rules()
     case = normalise_case(slots or {}, category)
 
     picked: dict[str, dict[str, tuple[int, str, list[str]]]] = {k: {} for k in _KINDS}

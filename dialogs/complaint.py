@@ -36,9 +36,10 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence, cast
 
 
-from dialogs.advice import advise, as_tuple, demand_period, facts as _facts, load_rules_yaml, normalise_case
+from dialogs.advice import advise, demand_period, facts as _facts, normalise_case
 from dialogs.conditions import SLOT_NAMES, check_when, matches, parse_date
 from dialogs.advice import message_keys as _advice_keys
+from dialogs.rulefiles import as_tuple, rules_file
 from dialogs.followup import load_ladder, ladders_for
 from dialogs.model import LOCALES, Slots
 
@@ -121,10 +122,10 @@ def _fact_text(fid: str) -> str:
 @lru_cache(maxsize=None)
 def _rules() -> _Rules:
     problems: list[str] = []
-    doc = load_rules_yaml("recipients.yaml")
+    doc = rules_file("recipients.yaml")
     known_facts = set(_facts())
     ladder = load_ladder()
-    deadline_doc = load_rules_yaml("deadlines.yaml")
+    deadline_doc = rules_file("deadlines.yaml")
     known_deadlines = {str(d.get("id")) for d in deadline_doc.get("deadlines") or [] if isinstance(d, Mapping)}
     advice_keys = _advice_keys()
     top_keys = ("rungs", "needs", "demand", "evidence_kinds", "recipients", "channels", "laws", "basis")
@@ -650,5 +651,5 @@ def draft(slots: Slots, category: str, recipient: str, letter_locale: str,
 
 @lru_cache(maxsize=None)
 def _estimates() -> frozenset[str]:
-    doc = load_rules_yaml("deadlines.yaml")
+    doc = rules_file("deadlines.yaml")
     return frozenset(str(d["id"]) for d in doc.get("deadlines") or [] if isinstance(d, Mapping) and d.get("estimate"))

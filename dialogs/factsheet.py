@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
 
-from dialogs.advice import _rules, as_tuple, load_rules_yaml
+from dialogs.advice import advice_rules
+from dialogs.rulefiles import as_tuple, rules_file
 
 STALE_DAYS = 365
 
@@ -51,14 +52,14 @@ def uses() -> dict[str, list[str]]:
         if where not in places:
             places.append(where)
 
-    rules = _rules()
+    rules = advice_rules()
     for entry in rules.entries:
         for fid in entry.facts:
             note(fid, entry.key)
     for rule in rules.deadlines:
         for fid in rule.facts:
             note(fid, f"deadline.{rule.id}")
-    recipients = load_rules_yaml("recipients.yaml")
+    recipients = rules_file("recipients.yaml")
     for channel, spec in (recipients.get("channels") or {}).items():
         for fid in as_tuple((spec or {}).get("facts")):
             note(fid, f"letter channel {channel}")
@@ -92,7 +93,7 @@ def _flags(fact: Mapping[str, Any], as_of: date) -> tuple[str, ...]:
 def entries(as_of: date) -> list[FactEntry]:
     used = uses()
     out: list[FactEntry] = []
-    for fid, fact in _rules().facts.items():
+    for fid, fact in advice_rules().facts.items():
         cite = fact.get("cite") or {}
         out.append(FactEntry(
             id=fid, jurisdiction=str(fact.get("jurisdiction") or ""), fact=str(fact.get("fact") or ""),

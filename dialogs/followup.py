@@ -47,7 +47,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Literal, Mapping, Sequence, TypedDict, cast
 
 
-from dialogs.advice import Advice, Deadline, advise, as_tuple, case_context, load_rules_yaml, normalise_case
+from dialogs.advice import Advice, Deadline, advise, case_context, normalise_case
+from dialogs.rulefiles import as_tuple, rules_file
 from dialogs.conditions import check_when, matches, parse_date
 from dialogs.model import Button, Effect, EffectKind, Reply, TimelineEvent
 
@@ -143,8 +144,8 @@ class Ladder:
 def load_ladder() -> Ladder:
     """The escalation ladder (rules/ladder.yaml), checked; shared with dialogs.complaint."""
     problems: list[str] = []
-    doc = load_rules_yaml("ladder.yaml")
-    deadline_doc = load_rules_yaml("deadlines.yaml")
+    doc = rules_file("ladder.yaml")
+    deadline_doc = rules_file("deadlines.yaml")
     known_deadlines = {str(d.get("id")) for d in deadline_doc.get("deadlines") or [] if isinstance(d, Mapping)}
 
     for top in doc:

@@ -31,9 +31,9 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from dialogs.model import CATEGORIES
 from dialogs.phrases import grams
-from dialogs.yamlfile import read_yaml
+from dialogs.rulefiles import RULES_DIR, rules_file
 
-RULES_PATH = Path(__file__).parent / "rules" / "categories.yaml"
+RULES_PATH = RULES_DIR / "categories.yaml"
 LANGS = ("zh", "en")
 
 
@@ -293,7 +293,7 @@ def _negation(data: Mapping[str, Any], variants: Mapping[str, str]) -> tuple[dic
 
 def load_rules(path: Path = RULES_PATH) -> _Rules:
     """Read and check categories.yaml; every mistake in it is a ValueError naming the place."""
-    data = read_yaml(path) or {}
+    data = rules_file(path.name, path.parent)
     settings = data.get("settings") or {}
     gaps = settings.get("gap") or {}
     variants = _variants(data.get("variants"))

@@ -2,12 +2,11 @@
 an amount with a shared sign ("元", "$") is read there. Pure: no I/O after import."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
-from dialogs.yamlfile import read_yaml
+from dialogs.rulefiles import rules_file
 
-_DATA = read_yaml(Path(__file__).parent / "rules" / "places.yaml")
+_DATA = rules_file("places.yaml")
 _PLACES: Mapping[str, Mapping[str, Any]] = _DATA["places"]
 _EXPLICIT: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA.get("explicit", {}).items()}
 

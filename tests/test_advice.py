@@ -483,7 +483,7 @@ def test_every_rule_is_reachable():
             collect({"jurisdiction": "US", "payment_method": method, "statement_date": "2026-11-05",
                      "expected_date": "2026-11-06", **dates}, category)
     collect({"jurisdiction": "CN", "story": "网赌平台不给出款"}, "withdrawal_scam")
-    rules = adv._rules()
+    rules = adv.advice_rules()
     assert {e.key for e in rules.entries} - seen_keys == set()
     assert {d.id for d in rules.deadlines} - seen_deadlines == set()
 

@@ -15,7 +15,7 @@ import yaml
 
 import messages
 from messages.complaint import render_draft
-from dialogs import advice as advice_module
+from dialogs import rulefiles
 from dialogs import complaint as cp
 from dialogs.model import LOCALES, PAYMENT_METHODS, PROBLEMS, PURCHASE_TYPES
 
@@ -65,10 +65,10 @@ def test_recipient_rules_have_no_problems():
 def test_mistakes_in_the_rules_are_reported(tmp_path, monkeypatch, old, new, problem):
     source = (ROOT / "dialogs/rules/recipients.yaml").read_text("utf-8")
     assert old in source
-    for path in (ROOT / "dialogs/rules").glob("*.yaml"):        # rules files are read through dialogs.advice
+    for path in (ROOT / "dialogs/rules").glob("*.yaml"):        # every rule file is read through dialogs.rulefiles
         (tmp_path / path.name).write_text(path.read_text("utf-8"), "utf-8")
     (tmp_path / "recipients.yaml").write_text(source.replace(old, new, 1), "utf-8")
-    monkeypatch.setattr(advice_module, "RULES_DIR", tmp_path)
+    monkeypatch.setattr(rulefiles, "RULES_DIR", tmp_path)
     cp._rules.cache_clear()
     try:
         assert any(problem in p for p in cp.recipients_problems()), cp.recipients_problems()

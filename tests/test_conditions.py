@@ -6,7 +6,8 @@ import itertools
 import pytest
 
 from dialogs import advice
-from dialogs.advice import load_rules_yaml, normalise_case
+from dialogs.advice import normalise_case
+from dialogs.rulefiles import rules_file
 from dialogs.conditions import compile_when, matches
 from dialogs.model import CATEGORIES, JURISDICTIONS, PAYMENT_METHODS, PURCHASE_TYPES, SELLER_ANSWERS
 
@@ -24,8 +25,8 @@ def _when_maps(node):
 
 
 WHENS = [w for name in ("advice.yaml", "deadlines.yaml", "ladder.yaml", "recipients.yaml")
-         for w in _when_maps(load_rules_yaml(name))]
-WHENS += [cond for conds in load_rules_yaml("advice.yaml")["derived"].values() for cond in conds]
+         for w in _when_maps(rules_file(name))]
+WHENS += [cond for conds in rules_file("advice.yaml")["derived"].values() for cond in conds]
 
 
 def _cases():
@@ -76,7 +77,7 @@ def test_a_malformed_condition_fails_when_used_as_it_did_before():
 
 def test_advice_is_the_same_whichever_entries_the_filing_skips():
     # Entries are filed by one value list of their `when`; a case must get every entry it matches.
-    rules = advice._rules()
+    rules = advice.advice_rules()
     for case in _cases():
         matching = [i for i, e in enumerate(rules.entries) if matches(e.when, case)]
         assert set(matching) <= set(rules.gates.candidates(case))

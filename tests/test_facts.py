@@ -75,7 +75,7 @@ def test_chinese_citations_name_the_article_in_chinese():
 def test_every_shown_legal_number_phone_or_address_has_a_fact(locale):
     """A text with a number or a web address is only shown by rules that name its facts."""
     catalog = yaml.safe_load((ROOT / f"messages/{locale}/advice.yaml").read_text("utf-8"))
-    rules = adv._rules()
+    rules = adv.advice_rules()
     facts_of: dict[str, set[str]] = {}
     for e in rules.entries:
         facts_of.setdefault(e.key, set()).update(e.facts)

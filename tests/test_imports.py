@@ -135,3 +135,28 @@ def test_the_walk_sees_the_layers():
     assert {"dialogs.engine", "messages", "bot.conversation", "bot.storage"} <= set(MODULES)
     assert "dialogs.engine" in {_resolve(n) for n, _, _ in _imports("bot.conversation")}
     assert "dialogs.model" in {_resolve(n) for n, _, _ in _imports("messages")}
+
+
+def _private_reaches(module: str) -> list[str]:
+    """`from our.module import _name`, and `our_module._name` on a module imported by name."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] in LAYERS:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in MODULES:
+                    modules.add(alias.asname or alias.name)
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            modules.update(alias.asname for alias in node.names if alias.asname and alias.name in MODULES)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_reaches_into_another_ones_private_names(module):
+    assert not _private_reaches(module), f"{module}: {_private_reaches(module)}"

@@ -67,3 +67,22 @@ async def test_a_keyboard_that_cannot_be_removed_does_not_lose_the_turn(h):
     _, messages = await h.press(ann, first[-1], option_data(first[-1], "CN"))
     assert [question_of(m) for m in messages] == ["purchase_type"], "the next question comes all the same"
     assert h.active_case(ANN)["dialog"]["node"] == "purchase_type"
+
+
+async def test_a_passing_bad_gateway_reads_in_the_log_as_a_warning_not_a_crash(h, caplog):
+    """Issue 15: an operator reading the log sees one WARNING line for a 502 or a dropped
+    connection, the method named, and no traceback; ERROR is kept for our own faults."""
+    ann = h.emu.user(ANN, language_code="en")
+    caplog.clear()
+    h.emu.fail_next("getUpdates", 502, count=2)
+    h.emu.drop_next("getUpdates")
+    h.emu.fail_next("sendMessage", 502, count=4)           # the reply's first try fails outright
+    update = ann.send_command("/help")
+    (reply,) = await h.emu.wait_for_messages_async(ANN, 1, timeout=30, after=update)
+    assert "/start" in reply["text"]
+    records = [r for r in caplog.records if r.name.startswith("bot")]
+    assert not [r for r in records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info], \
+        [(r.levelname, r.getMessage()) for r in records]
+    warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+    assert any("getUpdates" in w or "polling again" in w for w in warnings), warnings
+    assert any("sendMessage" in w for w in warnings), warnings
