@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from contextlib import AbstractAsyncContextManager
 import logging
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
@@ -80,6 +81,9 @@ class Dispatcher:
         self._stopping = False
         self._in_flight: set[int] = set()
         self._catch_up: asyncio.Task | None = None
+        # The chat to the dispatcher while a nudge goes out (Delivery.turn_of): what the chat is
+        # owed is sent first, and a nudge never lands between the parts of a reply.
+        self.chat_turn: Callable[[int], AbstractAsyncContextManager[None]] = lambda chat_id: contextlib.nullcontext()
         reminders.listeners.append(self.poke)
 
     # ---- lifecycle (the Application's post_init and post_stop) ------------------------
@@ -264,7 +268,8 @@ class Dispatcher:
         rendered = render_reply(locale, self.reminders.nudge_message(user, case, primary, now))
         buttons = [(option, label, NudgeAnswer(case.id, primary.id, option).pack()) for option, label in rendered.buttons]
         try:
-            message = await self._send(user.id, rendered.text, tg.flowing_keyboard(buttons, group=_button_group))
+            async with self.chat_turn(user.id):
+                message = await self._send(user.id, rendered.text, tg.flowing_keyboard(buttons, group=_button_group))
         except UserBlocked:
             log.info("follow-up %d: the user blocked the bot; their nudges are paused", primary.id)
             return

@@ -169,6 +169,7 @@ class TelegramBot:
             self.app = build_application(self.config, self.on_update_done,
                                          post_init=self._post_init, post_stop=self._post_stop)
             shell = TelegramShell(self.storage, conversation, sender, clock=self.clock, reminders=reminders)
+            self.dispatcher.chat_turn = shell.delivery.turn_of
             shell.register(self.app)
             self.app.add_error_handler(self.acks.on_error)
             try:

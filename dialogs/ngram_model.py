@@ -32,34 +32,37 @@ FORMAT = 1
 class NgramModel:
     categories: tuple[str, ...]
     intercept: tuple[float, ...]
-    weights: Mapping[str, tuple[float, ...]]     # feature -> (idf, one weight per category)
+    features: tuple[str, ...]                    # the n-grams it knows, in the order of the table's rows
+    table: Any                                   # numpy array, a row per feature: its idf, one weight per category
     temperature: float = 1.0
     meta: Mapping[str, Any] | None = None        # how it was made: corpus digest, settings
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NgramModel":
+        """The model from its JSON form. The weights go straight into one array: kept as Python
+        floats they took some 20 MB of the bot's memory."""
         if data.get("format") != FORMAT:
             raise ValueError(f"model format {data.get('format')!r}, expected {FORMAT}")
         categories = tuple(str(c) for c in data["categories"])
         width = len(categories) + 1
-        weights = {str(f): tuple(float(x) for x in row) for f, row in data["features"].items()}
-        odd = [f for f, row in weights.items() if len(row) != width]
+        rows = data["features"]
+        odd = [f for f, row in rows.items() if len(row) != width]
         if odd:
             raise ValueError(f"model: features with a wrong number of weights: {odd[:3]}")
+        table = np.array(list(rows.values()), dtype=float).reshape(len(rows), width)
         intercept = tuple(float(x) for x in data["intercept"])
         if len(intercept) != len(categories):
             raise ValueError("model: one intercept per category expected")
-        return cls(categories, intercept, weights, float(data.get("temperature", 1.0)),
+        return cls(categories, intercept, tuple(str(f) for f in rows), table, float(data.get("temperature", 1.0)),
                    {k: v for k, v in data.items() if k not in ("features", "intercept", "categories")})
 
     @cached_property
     def _arrays(self) -> tuple[dict[str, int], Any, Any, Any]:
-        """The weights as arrays: a row per feature (its index by name), the idf, and the weights
-        less their mean over the categories (what `evidence` ranks by)."""
-        index = {f: i for i, f in enumerate(self.weights)}
-        table = np.array(list(self.weights.values()), dtype=float).reshape(len(index), len(self.categories) + 1)
-        weights = table[:, 1:]
-        return index, table[:, 0].copy(), weights.copy(), weights - weights.mean(axis=1, keepdims=True)
+        """The row of each feature by name, the idf, the weights, and the weights less their mean
+        over the categories (what `evidence` ranks by)."""
+        index = {f: i for i, f in enumerate(self.features)}
+        weights = self.table[:, 1:]
+        return index, self.table[:, 0], weights, weights - weights.mean(axis=1, keepdims=True)
 
     def scores(self, text: str) -> list[float]:
         rows, values = _vector(self, text)
@@ -75,17 +78,12 @@ class NgramModel:
         if not len(rows):
             return []
         lifts = values * self._arrays[3][rows, self.categories.index(category)]
-        names = _names(self)
+        names = self.features
         # The strongest few, then ties broken by name (a few more taken so a tie is not cut).
         order = np.argsort(-lifts, kind="stable")[: n * 4]
         found = [(names[int(rows[i])], float(lifts[i])) for i in order if lifts[i] > 0]
         found.sort(key=lambda fl: (-fl[1], fl[0]))
         return found[:n]
-
-
-@lru_cache(maxsize=4)
-def _names(model: NgramModel) -> list[str]:
-    return list(model.weights)
 
 
 @lru_cache(maxsize=64)
@@ -119,7 +117,8 @@ def load_model(path: Path = MODEL_PATH) -> NgramModel | None:
     """The shipped model, or None when there is none yet (the rules then work alone)."""
     if not path.exists():
         return None
-    return NgramModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    with path.open(encoding="utf-8") as file:
+        return NgramModel.from_dict(json.load(file))
 
 
 MODEL = load_model()

@@ -44,7 +44,7 @@ def test_the_shipped_weights_are_what_train_makes_from_the_corpus():
         "the corpus changed since the weights were made: run refund-advisor train and commit both"
     fresh = NgramModel.from_dict(fit(training))
     assert fresh.temperature == MODEL.temperature
-    assert set(fresh.weights) == set(MODEL.weights)
+    assert set(fresh.features) == set(MODEL.features)
     for record in [r for r in RECORDS if r.held_out][:150]:
         shipped, made = MODEL.probabilities(record.text), fresh.probabilities(record.text)
         assert max(abs(shipped[c] - made[c]) for c in CATEGORIES) < 0.01, record.id

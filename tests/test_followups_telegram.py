@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import parse_delays
+from bot.outcome import Outcome, ReplyTo, outbox_row
 from bot.storage import PlanChange
 from dialogs.followup import Nudge, answer_ids
+from dialogs.model import Reply
 from telegram_harness import Harness, answer_intake, buttons_of
 
 try:
@@ -487,3 +489,20 @@ async def test_cases_advised_before_follow_ups_existed_get_their_plan_at_start_u
     assert "How is your refund from Old Shop going?" in nudge["text"]
     await h.emu.wait_for(lambda: [k for k, _ in timeline(h, 1)] == ["followup_started", "nudge"], 2)
     assert h.rows("SELECT plan IS NULL FROM cases WHERE user_id = 0") == [(1,)]
+
+
+async def test_a_reply_a_chat_is_owed_goes_out_before_a_nudge_to_that_chat(make):
+    """What a crash left in the outbox for a chat is sent first when a nudge goes to it: the chat
+    reads in the order things happened (and no nudge lands between the parts of a reply)."""
+    h = await make("3s")
+    ann = h.emu.user(ANN, language_code="en")
+    await advised(h, ann, "en")
+    assert nudges(h, ANN) == []
+    owed = Outcome("en", [Reply("kept_after_restart", {})])
+    assert h.bot is not None and h.bot.storage is not None
+    await h.bot.storage.outbox.put(outbox_row(ANN, owed, ReplyTo(ANN, None)), START)
+    (nudge,) = await wait_nudges(h, ANN, 1)
+    texts = [m["text"] for m in h.emu.messages(ANN)]
+    owed_at = next(i for i, t in enumerate(texts) if "restarted before it could answer" in t)
+    assert owed_at < texts.index(nudge["text"])
+    assert await h.bot.storage.outbox.count() == 0

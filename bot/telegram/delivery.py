@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from telegram import Bot, InputFile, Message, Update
 from telegram.constants import ParseMode
@@ -173,21 +174,36 @@ class Delivery:
         delivered again); a user who blocked the bot has the rest dropped; a part Telegram refuses
         is dropped and raised."""
         async with self._lock(chat_id):
-            for row in await self.storage.outbox.pending(chat_id):
-                item: OutboxItem | None = await self._expand(row) if row.kind == OUTCOME else row
-                while item is not None and item.parts:
-                    kind, payload = item.parts[0]
-                    try:
-                        ui = await self._send_part(item, kind, payload)
-                    except UserBlocked:
-                        dropped = await self.storage.outbox.drop(chat_id)
-                        log.info("user blocked the bot; %d undelivered outcome(s) dropped", dropped)
-                        return
-                    except BadRequest as exc:
-                        await self.storage.outbox.delivered(item, self.clock())
-                        log.error("Telegram refused an outbox %s (%s); dropped", kind, exc.message)
-                        raise
-                    item = await self.storage.outbox.delivered(item, self.clock(), ui)
+            await self._flush(chat_id)
+
+    @contextlib.asynccontextmanager
+    async def turn_of(self, chat_id: int) -> AsyncIterator[None]:
+        """The chat to one sender (the reminder dispatcher): what the chat is owed goes first (a
+        crash's leftovers), and no reply's parts come in between."""
+        async with self._lock(chat_id):
+            try:
+                await self._flush(chat_id)
+            except BadRequest:
+                pass            # logged and dropped by _flush: not the sender's fault
+            yield
+
+    async def _flush(self, chat_id: int) -> None:
+        """flush, with the chat's lock held."""
+        for row in await self.storage.outbox.pending(chat_id):
+            item: OutboxItem | None = await self._expand(row) if row.kind == OUTCOME else row
+            while item is not None and item.parts:
+                kind, payload = item.parts[0]
+                try:
+                    ui = await self._send_part(item, kind, payload)
+                except UserBlocked:
+                    dropped = await self.storage.outbox.drop(chat_id)
+                    log.info("user blocked the bot; %d undelivered outcome(s) dropped", dropped)
+                    return
+                except BadRequest as exc:
+                    await self.storage.outbox.delivered(item, self.clock())
+                    log.error("Telegram refused an outbox %s (%s); dropped", kind, exc.message)
+                    raise
+                item = await self.storage.outbox.delivered(item, self.clock(), ui)
 
     async def _send_part(self, item: OutboxItem, kind: str, p: dict[str, Any]) -> dict[str, Any] | None:
         """One part to Telegram; the ui_state keys its sending sets."""
