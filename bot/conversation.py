@@ -350,16 +350,22 @@ class Conversation:
         return Outcome(locale, [Reply("evidence_saved", {"case_id": case.id, "kind": kind})], case.id)
 
     async def add_note(self, user_id: int, text: str, *, language_code: str | None = None,
-                       update_id: int | None = None) -> Outcome:
-        """Text for a closed case: kept on its timeline as a note, nothing asked."""
+                       update_id: int | None = None, reply_to: ReplyTo | None = None) -> Outcome:
+        """Text for a closed case: kept on its timeline as a note, nothing asked; the note, the
+        update and (`reply_to`) the reply in one transaction."""
         locale = await self.locale(user_id, language_code)
         case = await self.storage.active_case(user_id)
         if case is None:
             return Outcome(locale, [Reply("no_case", {})])
-        if update_id is not None and not await self.storage.mark_update(update_id, user_id, self._now()):
+        outcome = Outcome(locale, [Reply("case_closed_note", {"case_id": case.id, "status": case.status})], case.id,
+                          queued=reply_to is not None)
+        try:
+            await self.storage.add_event(user_id, case.id, TimelineEvent("note", {"text": text}), self._now(),
+                                         update_id=update_id,
+                                         outbox=outbox_row(user_id, outcome, reply_to) if reply_to else None)
+        except AlreadyDone:
             return Outcome.nothing(locale)
-        await self.storage.add_event(user_id, case.id, TimelineEvent("note", {"text": text}), self._now())
-        return Outcome(locale, [Reply("case_closed_note", {"case_id": case.id, "status": case.status})], case.id)
+        return outcome
 
     def export_markdown(self, data: dict[str, Any], locale: str) -> bytes:
         """The export as a readable Markdown document in the user's language (messages.export)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Callable, Generic, TypedDict, TypeVar
 
 from bot.storage import OutboxRow
 from dialogs.model import Reply
@@ -110,3 +110,26 @@ def seal(outcome: Outcome) -> Sealed:
 def outbox_row(user_id: int, outcome: Outcome, to: ReplyTo) -> OutboxRow:
     """The outcome as the outbox keeps it."""
     return OutboxRow(user_id, to.chat_id, to.update_id, {"outcome": seal(outcome), "to": to.to_dict()})
+
+
+R = TypeVar("R")
+
+
+class Acknowledgement(Generic[R]):
+    """The reply to a change, made from the change's result inside its transaction and written
+    to the outbox with it: `row` is what Storage.change_case takes as `outbox`; after the commit
+    `outcome(result)` is that reply (made then, when there is no `reply_to`)."""
+
+    def __init__(self, user_id: int, reply_to: ReplyTo | None, make: Callable[[R], Outcome]):
+        self.user_id, self.reply_to, self.make = user_id, reply_to, make
+        self._made: Outcome | None = None
+
+    def row(self, result: R) -> OutboxRow | None:
+        if self.reply_to is None:
+            return None
+        self._made = self.make(result)
+        self._made.queued = True
+        return outbox_row(self.user_id, self._made, self.reply_to)
+
+    def outcome(self, result: R) -> Outcome:
+        return self._made if self._made is not None else self.make(result)

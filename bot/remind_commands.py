@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from bot.outcome import Outcome
+from bot.outcome import Acknowledgement, Outcome, ReplyTo
 from bot.reminders import CADENCES, REMIND_CHOICES, Reminders, delays_context, local_time
 from bot.storage import CLOSED_STATUSES, AlreadyDone, Case, Followup, PlanChange, Refused, User
 from dialogs.followup import answer_reply, apply_answer, nudges_active
@@ -62,8 +62,9 @@ class RemindCommands:
         return Outcome(locale, [self._remind_reply(user, case, case.plan, pending)], case.id)
 
     async def remind_choice(self, user_id: int, case_id: int, choice: str, locale: str, *,
-                            update_id: int | None = None) -> Outcome | None:
-        """A /remind button: a cadence, pause or resume, for one of the user's open cases."""
+                            update_id: int | None = None, reply_to: ReplyTo | None = None) -> Outcome | None:
+        """A /remind button: a cadence, pause or resume, for one of the user's open cases; with
+        `reply_to`, its acknowledgement is written to the outbox in the change's transaction."""
         if choice not in REMIND_CHOICES:
             return None
         now = self.reminders.now()
@@ -84,24 +85,30 @@ class RemindCommands:
                                     nudges=nudges, cadence=cadence, set_cadence=True)
             return change, (user, case, plan, change)
 
+        def acknowledgement(result: Any) -> Outcome:
+            user, case, plan, change = result
+            zone = self.reminders.zone(user, case)
+            following = change.nudges[0] if change.nudges else None
+            if choice in ("pause", "resume"):
+                reply = answer_reply({"slots": self.reminders.slots(case), "category": plan["category"]}, plan, choice,
+                                     following, now.astimezone(zone).date(), zone)
+            else:
+                reply = Reply("remind.cadence_set", {
+                    "cadence": choice,
+                    "delays": delays_context(self.reminders.cadence(None if choice == "default" else choice)),
+                    "next": local_time(following.due_at, zone) if following else None, "status": plan["status"]})
+            return Outcome(locale, [reply], case_id)
+
+        said = Acknowledgement(user_id, reply_to, acknowledgement)
         try:
-            result = await self.reminders.storage.change_case(user_id, case_id, now, decide, update_id=update_id)
+            result = await self.reminders.storage.change_case(user_id, case_id, now, decide, update_id=update_id,
+                                                              outbox=said.row)
         except AlreadyDone:
             return Outcome.nothing(locale)
         except Refused:
             return None
-        user, case, plan, change = result
-        self.reminders.scheduled(change.nudges)
-        zone = self.reminders.zone(user, case)
-        following = change.nudges[0] if change.nudges else None
-        if choice in ("pause", "resume"):
-            reply = answer_reply({"slots": self.reminders.slots(case), "category": plan["category"]}, plan, choice, following,
-                                 now.astimezone(zone).date(), zone)
-        else:
-            reply = Reply("remind.cadence_set", {
-                "cadence": choice, "delays": delays_context(self.reminders.cadence(None if choice == "default" else choice)),
-                "next": local_time(following.due_at, zone) if following else None, "status": plan["status"]})
-        return Outcome(locale, [reply], case_id)
+        self.reminders.scheduled(result[3].nudges)
+        return said.outcome(result)
 
     async def set_timezone(self, user_id: int, text: str, locale: str) -> Outcome:
         """/timezone [Area/City]: show the zone nudges are timed in, or set it (and plan again)."""

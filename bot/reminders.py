@@ -13,9 +13,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
-from bot.outcome import Outcome, ReplyTo, outbox_row
+from bot.outcome import Acknowledgement, Outcome, ReplyTo
 from bot.storage import (
-    CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, OutboxRow, PlanChange, PlannedNudge, Refused, Storage, User,
+    CLOSED_STATUSES, AlreadyDone, Case, CaseStatus, Followup, PlanChange, PlannedNudge, Refused, Storage, User,
 )
 from dialogs import engine
 from dialogs.advice import advise, case_context
@@ -276,25 +276,18 @@ class Reminders:
                 advice = advise(slots, plan["category"], today)
                 replies.append(Reply("advice_body", {"advice": advice.context(),
                                                      "case": case_context(slots, plan["category"], today)}))
-            return Outcome(locale, replies, case_id, queued=reply_to is not None)
+            return Outcome(locale, replies, case_id)
 
-        outcomes: list[Outcome] = []
-
-        def written(result: Any) -> OutboxRow | None:
-            if reply_to is None:
-                return None
-            outcomes.append(acknowledgement(result))
-            return outbox_row(user_id, outcomes[-1], reply_to)
-
+        said = Acknowledgement(user_id, reply_to, acknowledgement)
         try:
             result = await self.storage.change_case(user_id, case_id, now, decide, update_id=update_id,
-                                                    answered=(followup_id, answer), outbox=written)
+                                                    answered=(followup_id, answer), outbox=said.row)
         except AlreadyDone:
             return Outcome.nothing(locale)
         except Refused:
             return None
         self.scheduled(result[3].nudges)
-        return outcomes[-1] if outcomes else acknowledgement(result)
+        return said.outcome(result)
 
 def with_slots(case: Case, slots: Mapping[str, Any], category: str | None) -> Case:
     """The case as a turn has just left it (for planning before the row is re-read)."""

@@ -3,19 +3,20 @@
 A row is first an `outcome`: a sealed outcome (bot/outcome.py: the replies rendered, the letter,
 the documents) and where it goes (`ReplyTo`). A turn writes it in the turn's own transaction
 (`write`, called by Storage.save_turn and change_case); a command that changes nothing writes it
-alone (`put`). The sender then `expand`s it, in one transaction with the user's ui_state, into
-the `parts` Telegram is sent (a keyboard retired, a message, a document) and sends them in order;
-`delivered` moves past each part (with the ui_state change its sending makes, the message id of a
-new live keyboard) and deletes the row after the last. A crash anywhere leaves the row: it is sent
-first at the next start, or before the chat's next update, rows in id order and a row's parts in
-their order. So a crash repeats at most the one part in flight, and loses none.
+alone (`put`). The sender then expands it, with the user's ui_state, into the parts Telegram is sent
+(a keyboard retired, a message, a document), sends them in order, and `advance`s past each one
+sent, writing the expansion (with the first part) and the ui_state it and the sending leave in the
+same transaction; the row is deleted after its last part. A crash anywhere leaves the row, or what is left of it: it is
+sent first at the next start, or before the chat's next update, rows in id order and a row's parts
+in their order (an outcome not yet advanced is expanded again, the same way). So a crash repeats
+at most the one message in flight, and loses none.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from bot.storage.backend import Backend
 from bot.storage.records import dump, iso
@@ -63,11 +64,9 @@ async def write(db: Backend, row: OutboxRow, now: datetime) -> None:
     await db.execute(_INSERT, (row.user_id, row.chat_id, row.update_id, row.kind, dump(row.payload), iso(now)))
 
 
-async def _merge_ui(db: Backend, user_id: int, ui: Mapping[str, Any], now: datetime) -> None:
+async def _ui_of(db: Backend, user_id: int) -> dict[str, Any]:
     found = await db.fetchone("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))
-    data = json.loads(found[0]) if found and found[0] else {}
-    data.update(ui)
-    await db.execute(_UI_UPSERT, (user_id, dump(data), iso(now)))
+    return json.loads(found[0]) if found and found[0] else {}
 
 
 class Outbox:
@@ -87,35 +86,27 @@ class Outbox:
                 (chat_id,))
         return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
-    async def expand(self, item: OutboxItem, parts: Sequence[tuple[str, Mapping[str, Any]]],
-                     ui: Mapping[str, Any] | None, now: datetime) -> OutboxItem:
-        """An outcome row becomes the parts to send, with the ui_state it leaves (`ui`, all of it:
-        None leaves it as it is), in one transaction. No parts: the row is done and deleted."""
-        payload = {"parts": [[kind, dict(p)] for kind, p in parts], "next": 0}
-        async with self._db.transaction(item.user_id):
-            if parts:
-                await self._db.execute("UPDATE outbox SET kind = ?, payload = ? WHERE id = ?",
-                                       (PARTS, dump(payload), item.id))
-            else:
-                await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            if ui is not None and item.user_id is not None:
-                await self._db.execute(_UI_UPSERT, (item.user_id, dump(dict(ui)), iso(now)))
-        return OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS, payload)
-
-    async def delivered(self, item: OutboxItem, now: datetime, ui: Mapping[str, Any] | None = None) -> OutboxItem | None:
-        """The item's next part is Telegram's: the row moves past it (deleted after its last part);
-        `ui`: keys its sending sets in the user's ui_state. The row as it is now, None once done."""
-        left = None
-        if item.kind == PARTS and int(item.payload.get("next", 0)) + 1 < len(item.payload["parts"]):
-            left = OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS,
-                              {**item.payload, "next": int(item.payload.get("next", 0)) + 1})
+    async def advance(self, item: OutboxItem, sent: int, now: datetime, *, ui: Mapping[str, Any] | None = None,
+                      keys: Mapping[str, Any] | None = None) -> OutboxItem | None:
+        """`sent` more of the row's parts are Telegram's, in one transaction: the row keeps the
+        parts still to send (an outcome expanded just now is written as its parts here), or is
+        deleted after its last; `ui`: the user's whole ui_state as the expansion leaves it, `keys`:
+        what the sending sets on top (a new live keyboard's message id). The row as it is now,
+        None once done."""
+        parts = [[kind, dict(p)] for kind, p in item.payload["parts"]] if item.kind == PARTS else [[item.kind, item.payload]]
+        at = int(item.payload.get("next", 0)) + sent if item.kind == PARTS else sent
+        left = OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS, {"parts": parts, "next": at}) \
+            if at < len(parts) else None
         async with self._db.transaction(item.user_id):
             if left is not None:
-                await self._db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (dump(left.payload), item.id))
+                await self._db.execute("UPDATE outbox SET kind = ?, payload = ? WHERE id = ?",
+                                       (PARTS, dump(left.payload), item.id))
             else:
                 await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            if ui and item.user_id is not None:
-                await _merge_ui(self._db, item.user_id, ui, now)
+            if item.user_id is not None and (ui is not None or keys):
+                data = dict(ui) if ui is not None else await _ui_of(self._db, item.user_id)
+                data.update(keys or {})
+                await self._db.execute(_UI_UPSERT, (item.user_id, dump(data), iso(now)))
         return left
 
     async def chats(self, now: datetime) -> list[int]:

@@ -216,14 +216,23 @@ class Storage:
             "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,))
         return row is not None
 
-    async def add_event(self, user_id: int, case_id: int, event: TimelineEvent, now: datetime) -> None:
+    async def add_event(self, user_id: int, case_id: int, event: TimelineEvent, now: datetime, *,
+                        update_id: int | None = None, outbox: OutboxRow | None = None) -> None:
+        """An entry on one of the user's cases' timeline, with (for Telegram) the update that
+        brought it and its reply, in one transaction; AlreadyDone if that update was."""
         async with self._db.transaction(user_id):
             owned = await self._db.fetchone(
                 "SELECT 1 FROM cases WHERE id = ? AND user_id = ?", (case_id, user_id))
             if not owned:
                 raise LookupError(f"case {case_id} of user {user_id} does not exist")
+            if update_id is not None and not await self._db.execute(
+                    "INSERT INTO processed_updates (update_id, user_id, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(update_id) DO NOTHING", (update_id, user_id, iso(now))):
+                raise AlreadyDone(f"update {update_id}")
             await self._db.execute("INSERT INTO case_events (case_id, at, kind, data) VALUES (?, ?, ?, ?)",
                                    (case_id, iso(now), event.kind, dump(dict(event.data))))
+            if outbox is not None:
+                await write_outbox(self._db, outbox, now)
 
     async def set_status(self, user_id: int, case_id: int, status: str, now: datetime,
                          event: TimelineEvent | None = None, *, plan: Mapping[str, Any] | None = None) -> bool:

@@ -22,7 +22,7 @@ from telegram.ext import Application
 from bot.conversation import Conversation
 from bot.outcome import Outcome, ReplyTo, Sealed, outbox_row
 from bot.storage import OutboxItem, Storage
-from bot.storage.outbox import OUTCOME
+from bot.storage.outbox import OUTCOME, PARTS
 from bot.telegram import callback_data, render as tg
 from bot.telegram.sender import Sender, UserBlocked
 from bot.telegram.updates import chat_id_of, sender_of
@@ -110,8 +110,9 @@ class Delivery:
             messages.append((tg.merge_texts(texts), []))
         return [(text, buttons) for text, buttons in messages if text or buttons]
 
-    async def _expand(self, item: OutboxItem) -> OutboxItem:
-        """An outcome row made the parts Telegram is sent, and the ui_state they leave, in one transaction."""
+    async def _expand(self, item: OutboxItem) -> tuple[OutboxItem, dict[str, Any] | None]:
+        """An outcome row made the parts Telegram is sent, and the user's ui_state they leave (None:
+        as it is). Not written here: with the first parts sent (Outbox.advance)."""
         sealed: Sealed = item.payload["outcome"]
         to = ReplyTo.from_dict(item.payload["to"])
         locale = sealed["locale"]
@@ -155,7 +156,9 @@ class Delivery:
         if retire or to.pressed_id is not None:
             ui.pop("delete", None)
         ui.update(to.remember)
-        return await self.storage.outbox.expand(item, parts, ui if ui != original else None, self.clock())
+        expanded = OutboxItem(item.id, user_id, item.chat_id, item.update_id, PARTS,
+                              {"parts": [[kind, p] for kind, p in parts], "next": 0})
+        return expanded, (ui if ui != original else None)
 
     @staticmethod
     def _retirement(message_id: int, html: str | None, answer: str | None, locale: str) -> Part:
@@ -190,20 +193,26 @@ class Delivery:
     async def _flush(self, chat_id: int) -> None:
         """flush, with the chat's lock held."""
         for row in await self.storage.outbox.pending(chat_id):
-            item: OutboxItem | None = await self._expand(row) if row.kind == OUTCOME else row
-            while item is not None and item.parts:
-                kind, payload = item.parts[0]
+            expanded, ui = await self._expand(row) if row.kind == OUTCOME else (row, None)
+            item: OutboxItem | None = expanded
+            while item is not None:
+                # One part, then the outbox told (the first time with the expansion itself: a crash
+                # before that expands the row again and repeats only that part).
+                run = item.parts[:1]
+                keys: dict[str, Any] = {}
                 try:
-                    ui = await self._send_part(item, kind, payload)
+                    for kind, payload in run:
+                        keys.update(await self._send_part(item, kind, payload) or {})
                 except UserBlocked:
                     dropped = await self.storage.outbox.drop(chat_id)
                     log.info("user blocked the bot; %d undelivered outcome(s) dropped", dropped)
                     return
                 except BadRequest as exc:
-                    await self.storage.outbox.delivered(item, self.clock())
-                    log.error("Telegram refused an outbox %s (%s); dropped", kind, exc.message)
+                    await self.storage.outbox.advance(item, len(run), self.clock(), ui=ui, keys=keys)
+                    log.error("Telegram refused an outbox %s (%s); dropped", run[-1][0], exc.message)
                     raise
-                item = await self.storage.outbox.delivered(item, self.clock(), ui)
+                item = await self.storage.outbox.advance(item, len(run), self.clock(), ui=ui, keys=keys)
+                ui = None
 
     async def _send_part(self, item: OutboxItem, kind: str, p: dict[str, Any]) -> dict[str, Any] | None:
         """One part to Telegram; the ui_state keys its sending sets."""
@@ -283,4 +292,5 @@ class Delivery:
 
     def bind(self, application: Application) -> None:
         self._application = application
+
 

@@ -51,7 +51,7 @@ class IntakeHandlers:
         case = await self.s.storage.active_case(user_id)
         if case is not None and case.status in CLOSED_STATUSES:
             await self.s.delivery.deliver(update, await self.s.conversation.add_note(
-                user_id, text, language_code=language, update_id=update.update_id))
+                user_id, text, language_code=language, update_id=update.update_id, reply_to=reply_to(update)))
             return
         outcome = await self.s.conversation.handle(user_id, Text(text), language_code=language,
                                                    update_id=update.update_id,

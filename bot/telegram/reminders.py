@@ -45,7 +45,8 @@ class ReminderHandlers:
         user_id = sender_of(update).id
         locale = await locale_of(self.s, update)
         outcome = await self.s.remind_commands.remind_choice(user_id, claim.case_id, claim.choice, locale,
-                                                             update_id=update.update_id)
+                                                             update_id=update.update_id,
+                                                             reply_to=reply_to(update, answer=label, pressed=pressed))
         if outcome is None:
             return False
         await answer_query(self.s, update, None)
