@@ -46,13 +46,12 @@ async def test_outcomes_are_kept_in_order_per_chat_and_their_parts_until_each_is
     # Sent in runs, each advanced in one transaction with the ui_state; the row keeps its place.
     parts = [("retire", {"message_id": 3, "text": None}), ("send", {"text": "one"}), ("send", {"text": "two"})]
     first = OutboxItem(first.id, 7, 7, 100, "parts", {"parts": [list(p) for p in parts], "next": 0})
-    left = await storage.outbox.advance(first, 2, NOW, ui={"done": 100, "kb": None},
-                                        keys={"kb": {"id": 4, "html": "one", "q": True}})
+    left = await storage.outbox.advance(first, 2, NOW, ui={"done": 100, "kb": {"id": 4, "html": "one", "q": True}})
     assert await storage.ui_state(7) == {"done": 100, "kb": {"id": 4, "html": "one", "q": True}}
     again, _ = await storage.outbox.pending(7)
     assert again.id < second.id and [p for _, p in again.parts] == [{"text": "two"}]
-    assert await storage.outbox.advance(left, 1, NOW, keys={"seen": 1}) is None
-    assert await storage.ui_state(7) == {"done": 100, "kb": {"id": 4, "html": "one", "q": True}, "seen": 1}
+    assert await storage.outbox.advance(left, 1, NOW) is None
+    assert await storage.ui_state(7) == {"done": 100, "kb": {"id": 4, "html": "one", "q": True}}
     assert [i.update_id for i in await storage.outbox.pending(7)] == [101]
 
     # An outcome with nothing to send is simply done.

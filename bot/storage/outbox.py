@@ -64,11 +64,6 @@ async def write(db: Backend, row: OutboxRow, now: datetime) -> None:
     await db.execute(_INSERT, (row.user_id, row.chat_id, row.update_id, row.kind, dump(row.payload), iso(now)))
 
 
-async def _ui_of(db: Backend, user_id: int) -> dict[str, Any]:
-    found = await db.fetchone("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))
-    return json.loads(found[0]) if found and found[0] else {}
-
-
 class Outbox:
     def __init__(self, backend: Backend):
         self._db = backend
@@ -86,13 +81,13 @@ class Outbox:
                 (chat_id,))
         return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
-    async def advance(self, item: OutboxItem, sent: int, now: datetime, *, ui: Mapping[str, Any] | None = None,
-                      keys: Mapping[str, Any] | None = None) -> OutboxItem | None:
+    async def advance(self, item: OutboxItem, sent: int, now: datetime, *,
+                      ui: Mapping[str, Any] | None = None) -> OutboxItem | None:
         """`sent` more of the row's parts are Telegram's, in one transaction: the row keeps the
         parts still to send (an outcome expanded just now is written as its parts here), or is
-        deleted after its last; `ui`: the user's whole ui_state as the expansion leaves it, `keys`:
-        what the sending sets on top (a new live keyboard's message id). The row as it is now,
-        None once done."""
+        deleted after its last; `ui`: the user's whole ui_state as the expansion and the sending
+        leave it (a new live keyboard's message id), None to leave it. The row as it is now, None
+        once done."""
         parts = [[kind, dict(p)] for kind, p in item.payload["parts"]] if item.kind == PARTS else [[item.kind, item.payload]]
         at = int(item.payload.get("next", 0)) + sent if item.kind == PARTS else sent
         left = OutboxItem(item.id, item.user_id, item.chat_id, item.update_id, PARTS, {"parts": parts, "next": at}) \
@@ -103,10 +98,8 @@ class Outbox:
                                        (PARTS, dump(left.payload), item.id))
             else:
                 await self._db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            if item.user_id is not None and (ui is not None or keys):
-                data = dict(ui) if ui is not None else await _ui_of(self._db, item.user_id)
-                data.update(keys or {})
-                await self._db.execute(_UI_UPSERT, (item.user_id, dump(data), iso(now)))
+            if item.user_id is not None and ui is not None:
+                await self._db.execute(_UI_UPSERT, (item.user_id, dump(dict(ui)), iso(now)))
         return left
 
     async def chats(self, now: datetime) -> list[int]:

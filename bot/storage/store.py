@@ -153,13 +153,6 @@ class Storage:
         rows = await self._db.fetchall("SELECT data FROM dialog_state WHERE user_id = ?", (user_id,))
         return json.loads(rows[0][0]) if rows else {}
 
-    async def set_ui_state(self, user_id: int, data: Mapping[str, Any], now: datetime) -> None:
-        async with self._db.transaction():
-            await self._db.execute(
-                "INSERT INTO dialog_state (user_id, data, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                (user_id, dump(dict(data)), iso(now)))
-
     async def save_turn(self, user_id: int, case_id: int, dialog: Mapping[str, Any], events: Iterable[TimelineEvent],
                         now: datetime, *, status: str | None = None, category: str | None = None,
                         confidence: float | None = None, update_id: int | None = None,

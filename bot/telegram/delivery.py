@@ -110,9 +110,9 @@ class Delivery:
             messages.append((tg.merge_texts(texts), []))
         return [(text, buttons) for text, buttons in messages if text or buttons]
 
-    async def _expand(self, item: OutboxItem) -> tuple[OutboxItem, dict[str, Any] | None]:
-        """An outcome row made the parts Telegram is sent, and the user's ui_state they leave (None:
-        as it is). Not written here: with the first parts sent (Outbox.advance)."""
+    async def _expand(self, item: OutboxItem) -> tuple[OutboxItem, dict[str, Any], bool]:
+        """An outcome row made the parts Telegram is sent, the user's ui_state they leave, and
+        whether that changed. Not written here: with the first part sent (Outbox.advance)."""
         sealed: Sealed = item.payload["outcome"]
         to = ReplyTo.from_dict(item.payload["to"])
         locale = sealed["locale"]
@@ -158,7 +158,7 @@ class Delivery:
         ui.update(to.remember)
         expanded = OutboxItem(item.id, user_id, item.chat_id, item.update_id, PARTS,
                               {"parts": [[kind, p] for kind, p in parts], "next": 0})
-        return expanded, (ui if ui != original else None)
+        return expanded, ui, ui != original
 
     @staticmethod
     def _retirement(message_id: int, html: str | None, answer: str | None, locale: str) -> Part:
@@ -191,28 +191,34 @@ class Delivery:
             yield
 
     async def _flush(self, chat_id: int) -> None:
-        """flush, with the chat's lock held."""
+        """flush, with the chat's lock held. Part by part: sent, then the outbox told, with the
+        user's ui_state as it now stands (the first time with the expansion itself: a crash before
+        that expands the row again and repeats only that part)."""
         for row in await self.storage.outbox.pending(chat_id):
-            expanded, ui = await self._expand(row) if row.kind == OUTCOME else (row, None)
+            if row.kind == OUTCOME:
+                expanded, ui, changed = await self._expand(row)
+            else:       # what is left of a row a crash cut short
+                expanded, changed = row, False
+                ui = await self.storage.ui_state(row.user_id) if row.user_id is not None else {}
             item: OutboxItem | None = expanded
             while item is not None:
-                # One part, then the outbox told (the first time with the expansion itself: a crash
-                # before that expands the row again and repeats only that part).
-                run = item.parts[:1]
-                keys: dict[str, Any] = {}
+                sent, keys = item.parts[:1], None
                 try:
-                    for kind, payload in run:
-                        keys.update(await self._send_part(item, kind, payload) or {})
+                    for kind, payload in sent:
+                        keys = await self._send_part(item, kind, payload)
                 except UserBlocked:
                     dropped = await self.storage.outbox.drop(chat_id)
                     log.info("user blocked the bot; %d undelivered outcome(s) dropped", dropped)
                     return
                 except BadRequest as exc:
-                    await self.storage.outbox.advance(item, len(run), self.clock(), ui=ui, keys=keys)
-                    log.error("Telegram refused an outbox %s (%s); dropped", run[-1][0], exc.message)
+                    await self.storage.outbox.advance(item, len(sent), self.clock(), ui=ui if changed else None)
+                    log.error("Telegram refused an outbox %s (%s); dropped", sent[0][0], exc.message)
                     raise
-                item = await self.storage.outbox.advance(item, len(run), self.clock(), ui=ui, keys=keys)
-                ui = None
+                if keys:
+                    ui.update(keys)
+                item = await self.storage.outbox.advance(item, len(sent), self.clock(),
+                                                         ui=ui if changed or keys else None)
+                changed = False
 
     async def _send_part(self, item: OutboxItem, kind: str, p: dict[str, Any]) -> dict[str, Any] | None:
         """One part to Telegram; the ui_state keys its sending sets."""
