@@ -16,7 +16,7 @@ from collections import Counter
 
 from dbs import raw
 from telegram_harness import is_advice_keyboard, live_keyboards, option_data, question_of
-from test_followups_restart import CADENCE, USERS, nudges, seed as seed_advised_cases, sent_per_case
+from test_followups_restart import USERS, nudges, nudging_bot, seed as seed_advised_cases, sent_per_case
 from test_telegram_process import ANN, TOKEN, BotProcess
 from test_webhook_process import SECRET, free_port
 
@@ -108,17 +108,17 @@ def test_an_intake_killed_at_random_points_gives_every_action_its_reply(db_url, 
     assert "Traceback" not in log.read_text()
 
 
-def test_the_reminder_dispatch_killed_at_random_points_repeats_at_most_one_nudge_per_crash(db_url, tmp_path):
+def test_the_reminder_dispatch_killed_at_random_points_repeats_at_most_one_nudge_per_crash(tmp_path):
+    """On SQLite, one process a file: what a killed process had claimed is pending again at the
+    next start. (On PostgreSQL a claim is a lease that other instances respect for CLAIM_LEASE,
+    10 minutes: a nudge in flight at a kill waits that long, as tests/test_storage_instances.py
+    checks; kills every second would only stall every user.)"""
     rng = random.Random(SEED)
-    db, log = db_url, tmp_path / "bot.log"
+    db, log = str(tmp_path / "bot.db"), tmp_path / "bot.log"
     asyncio.run(seed_advised_cases(db))
     kills = 0
     with BotApiEmulator(token=TOKEN) as emu:
-        for user_id in USERS:
-            emu.user(user_id, language_code="en")
-        bot = BotProcess(emu, db, log)
-        bot.env.update({"REFUND_ADVISOR_FOLLOWUP": CADENCE, "REFUND_ADVISOR_QUIET_HOURS": "off"})
-        bot.start()
+        bot = nudging_bot(emu, db, log)
         started = time.monotonic()
         while time.monotonic() - started < 6:
             if rng.random() < 0.5:

@@ -66,15 +66,20 @@ def latest_due(db: str) -> float:
     return datetime.fromisoformat(due).timestamp()
 
 
+def nudging_bot(emu: BotApiEmulator, db: str, log) -> BotProcess:
+    """The bot started on the seeded database, its users known to the emulator, nudges seconds apart."""
+    for user_id in USERS:
+        emu.user(user_id, language_code="en")
+    bot = BotProcess(emu, db, log)
+    bot.env.update({"REFUND_ADVISOR_FOLLOWUP": CADENCE, "REFUND_ADVISOR_QUIET_HOURS": "off"})
+    return bot.start()
+
+
 def test_pending_nudges_survive_kill_9_and_sigterm_and_go_out_exactly_once(db_url, tmp_path):
     db, log = db_url, tmp_path / "bot.log"
     asyncio.run(seed(db))
     with BotApiEmulator(token=TOKEN) as emu:
-        for user_id in USERS:
-            emu.user(user_id, language_code="en")
-        bot = BotProcess(emu, db, log)
-        bot.env.update({"REFUND_ADVISOR_FOLLOWUP": CADENCE, "REFUND_ADVISOR_QUIET_HOURS": "off"})
-        bot.start()
+        bot = nudging_bot(emu, db, log)
         wait_all(emu, db, 1)
         # Killed with the second nudges pending.
         assert bot.stop(signal.SIGKILL) == -signal.SIGKILL
