@@ -60,6 +60,8 @@ async def test_escalate_after_the_intake_sends_the_draft_and_both_documents(h, l
         assert "{{" not in body and "{%" not in body
     assert all(m["caption"] for m in documents)
     assert "noted this escalation" in texts[-1]["text"]
+    pressed = next(m for m in h.emu.messages(ANN) if m["message_id"] == language[0]["message_id"])
+    assert not buttons_of(pressed) and pressed["text"].endswith("✔️ " + ("English" if letter == "en" else "简体中文"))
 
     recorded = [d for k, d in events(h, case["id"]) if k == "escalation"]
     assert recorded and recorded[-1]["recipient"] == "seller" and recorded[-1]["letter_locale"] == letter

@@ -151,8 +151,7 @@ class Delivery:
                                       for _, _, data in buttons)} if last and buttons else None}))
         if item.update_id is not None:
             ui["done"] = max(ui.get("done", 0), item.update_id)     # this update's replies are written down
-        if not to.aside:
-            ui["kb"] = live
+        ui["kb"] = live         # aside, it changes only when the pressed message was the live one
         if retire or to.pressed_id is not None:
             ui.pop("delete", None)
         ui.update(to.remember)

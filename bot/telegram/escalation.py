@@ -58,12 +58,12 @@ class EscalationHandlers:
                                           pressed=pressed, extra={"origin": claim.origin, "recipient": claim.recipient})
             return True
         outcome = await escalation.draft(user_id, locale, case, claim.recipient, claim.letter, claim.origin,
-                                         update.update_id, reply_to(update, answer=label, pressed=pressed))
+                                         update.update_id, reply_to(update, answer=label, pressed=pressed, aside=True))
         if outcome is None:
             return False
         await answer_query(self.s, update, None)
-        # The pressed keyboard retired, the draft as a message, its .txt and .md, then a line that
-        # it is on the timeline; written to the outbox with the record (a redelivered press: what a
-        # crash left of it is sent, nothing twice).
-        await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed)
+        # The pressed keyboard retired (any other live one, the advice's, kept), the draft as a
+        # message, its .txt and .md, then a line that it is on the timeline; written to the outbox
+        # with the record (a redelivered press: what a crash left of it is sent, nothing twice).
+        await self.s.delivery.deliver(update, outcome, answer=label, pressed=pressed, aside=True)
         return True
