@@ -1,9 +1,11 @@
-"""`db_url`: each storage and dispatcher test runs on SQLite and on PostgreSQL (tests/dbs.py)."""
+"""`db_url`: each storage and dispatcher test runs on SQLite and on PostgreSQL (tests/dbs.py);
+`storage`: the Storage opened on it."""
 from __future__ import annotations
 
 import pytest
 
 import dbs
+from bot.storage import Storage
 
 _skipped_pg: list[str] = []
 
@@ -38,3 +40,11 @@ def pytest_terminal_summary(terminalreporter):
     if _skipped_pg:
         terminalreporter.write_sep("!", f"{len(_skipped_pg)} PostgreSQL test(s) SKIPPED: {dbs.pg_unavailable()}",
                                    red=True, bold=True)
+
+
+@pytest.fixture
+async def storage(db_url):
+    """The Storage on a fresh database of the backend, closed after the test."""
+    s = await Storage.open(db_url)
+    yield s
+    await s.close()

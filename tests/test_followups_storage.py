@@ -26,13 +26,6 @@ class N:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-@pytest.fixture
-async def storage(db_url):
-    s = await Storage.open(db_url)
-    yield s
-    await s.close()
-
-
 async def advised_case(s: Storage, user_id: int, *nudges: N, plan: dict | None = None) -> int:
     await s.ensure_user(user_id, NOW)
     case = await s.create_case(user_id, {"node": "done", "slots": {}}, NOW)

@@ -10,7 +10,7 @@ import pytest
 
 from bot.conversation import Conversation
 from bot.outcome import ReplyTo
-from bot.storage import AlreadyDone, OutboxItem, OutboxRow, Storage
+from bot.storage import AlreadyDone, OutboxItem, OutboxRow
 from dialogs.engine import Text
 from telegram_harness import option_data, question_of
 from test_telegram_process import ANN, TOKEN, BotProcess, expect
@@ -21,13 +21,6 @@ except ImportError:  # pragma: no cover
     from botapi import BotApiEmulator
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-async def storage(db_url):
-    s = await Storage.open(db_url)
-    yield s
-    await s.close()
 
 
 def _row(user: int, update: int, text: str) -> OutboxRow:

@@ -12,13 +12,6 @@ from dialogs.model import TimelineEvent
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-async def storage(db_url):
-    s = await Storage.open(db_url)
-    yield s
-    await s.close()
-
-
 async def test_migrates_a_new_database_and_reopens_it(db_url, backend):
     s = await Storage.open(db_url)
     assert await s.schema_version() == len(MIGRATIONS)

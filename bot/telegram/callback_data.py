@@ -22,7 +22,7 @@ Buttons sent before the kinds had names carry a single letter instead (q, c, l, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, Self, Union
 
 MAX_BYTES = 64
 
@@ -67,17 +67,24 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class SwitchCase:
-    prefix: ClassVar[str] = "case"
-    legacy: ClassVar[str] = "c"
+class _OneCase:
+    """A button that names one case of the presser's and nothing else: `<prefix>:<case id>`."""
+    prefix: ClassVar[str]
+    legacy: ClassVar[str]
     case_id: int
 
     def pack(self) -> str:
         return _checked(f"{self.prefix}:{self.case_id}")
 
     @classmethod
-    def parse(cls, rest: str) -> "SwitchCase":
+    def parse(cls, rest: str) -> Self:
         return cls(int(rest))
+
+
+@dataclass(frozen=True)
+class SwitchCase(_OneCase):
+    prefix: ClassVar[str] = "case"
+    legacy: ClassVar[str] = "c"
 
 
 @dataclass(frozen=True)
@@ -180,31 +187,15 @@ class Escalate:
 
 
 @dataclass(frozen=True)
-class Timeline:
+class Timeline(_OneCase):
     prefix: ClassVar[str] = "timeline"
     legacy: ClassVar[str] = "s"
-    case_id: int
-
-    def pack(self) -> str:
-        return _checked(f"{self.prefix}:{self.case_id}")
-
-    @classmethod
-    def parse(cls, rest: str) -> "Timeline":
-        return cls(int(rest))
 
 
 @dataclass(frozen=True)
-class Ics:
+class Ics(_OneCase):
     prefix: ClassVar[str] = "ics"
     legacy: ClassVar[str] = "k"
-    case_id: int
-
-    def pack(self) -> str:
-        return _checked(f"{self.prefix}:{self.case_id}")
-
-    @classmethod
-    def parse(cls, rest: str) -> "Ics":
-        return cls(int(rest))
 
 
 CallbackData = Union[Answer, SwitchCase, Language, CaseOutcome, Erase, NudgeAnswer, RemindChoice, Escalate, Timeline,
